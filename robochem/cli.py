@@ -1,0 +1,57 @@
+"""The ``robochem`` command line.
+
+Sub-commands live next to the code they drive and are registered here, so this file
+stays a table of contents. Each issue adds its own commands (``nmr``, ``sim``, ...).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from robochem import __version__
+
+app = typer.Typer(
+    name="robochem",
+    help="A self-driving photochemistry lab: simulate, run, analyse and watch campaigns.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"robochem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+    log_level: str | None = typer.Option(
+        None, "--log-level", help="DEBUG, INFO, WARNING or ERROR (overrides ROBOCHEM_LOG_LEVEL)."
+    ),
+) -> None:
+    from robochem.logs import configure_logging
+
+    configure_logging(log_level)
+
+
+def _register_subcommands() -> None:
+    """Attach the sub-command groups. Imports stay lazy inside each group's callbacks."""
+    from robochem.storage.cli import db_app
+
+    app.add_typer(db_app, name="db")
+    # -- further groups are registered below by the issues that build them --
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
