@@ -1,0 +1,721 @@
+"""The ask/tell optimiser shared by the engine, the benchmarks and users' scripts."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from skopt.acquisition import gaussian_ei, gaussian_lcb, gaussian_pi
+from skopt.sampler import Lhs, Sobol
+
+from .constraints import ConstraintSet
+from .errors import SpecError, StateError
+from .objectives import (
+    Objective,
+    hypervolume,
+    pareto_mask,
+    parse_objectives,
+    resolve_strategy,
+    scalarise,
+)
+from .space import Space
+from .surrogate import FeasibilityModel, GPModel, transform_output
+
+STATE_FORMAT = "robochem.optimizer/1"
+_TOP_KEYS = {
+    "variables", "objectives", "constraints", "initial_experiments", "initial_design", "seed",
+    "strategy", "acquisition", "batch", "stopping", "warm_start", "surrogate", "search",
+}  # fmt: skip
+_ACQ_KEYS = {"function", "xi", "kappa"}
+_BATCH_KEYS = {"method", "liar"}
+_STOP_KEYS = {"budget", "target", "patience", "min_improvement", "ei_threshold"}
+_SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform"}
+_SEARCH_KEYS = {"candidates", "local", "enumerate_limit"}
+
+DEFAULTS: dict[str, Any] = {
+    "initial_experiments": 5,
+    "initial_design": "lhs",
+    "seed": 0,
+    "strategy": "auto",
+    "acquisition": {"function": "ei", "xi": 0.01, "kappa": 1.96},
+    "batch": {"method": "believer", "liar": "min"},
+    "stopping": {},
+    "surrogate": {"restarts": 2, "outlier_z": 4.0, "output_transform": "none"},
+    "search": {"candidates": 2000, "local": 3, "enumerate_limit": 20000},
+}
+
+
+def _section(spec: Mapping[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+    value = spec.get(key, {})
+    if isinstance(value, str) and key == "acquisition":
+        value = {"function": value}
+    if isinstance(value, str) and key == "batch":
+        value = {"method": value}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{key!r} must be a mapping")
+    unknown = set(value) - allowed
+    if unknown:
+        raise SpecError(f"{key!r}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    merged = dict(DEFAULTS.get(key, {}))
+    merged.update(value)
+    return merged
+
+
+def _int(value: Any, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _float(value: Any, what: str, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SpecError(f"{what} must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise SpecError(f"{what} must be >= {minimum}, got {value!r}")
+    return float(value)
+
+
+class _Standardised:
+    """Adapter exposing a GP in standardised, minimisation form to skopt's acquisitions."""
+
+    def __init__(self, model: GPModel) -> None:
+        self.model = model
+
+    def predict(self, x: np.ndarray, return_std: bool = False) -> Any:
+        mu, sd = self.model.predict_std_units(x)
+        return (-mu, sd) if return_std else -mu
+
+
+class Optimizer:
+    """Bayesian optimiser with ask/tell, constraints, failures, batches and persistence.
+
+    Build it with :meth:`from_spec`; see ``docs/optimizer.md`` for every key.
+    """
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        if not isinstance(spec, Mapping):
+            raise SpecError("the optimiser spec must be a mapping")
+        unknown = set(spec) - _TOP_KEYS
+        if unknown:
+            raise SpecError(f"unknown spec key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+        for key in ("variables", "objectives"):
+            if key not in spec:
+                raise SpecError(f"the spec needs {key!r}")
+        self.space = Space(spec["variables"])
+        self.objectives: list[Objective] = parse_objectives(spec["objectives"])
+        self.constraints = ConstraintSet(spec.get("constraints", []), self.space.names)
+        self.n_initial = _int(spec.get("initial_experiments", 5), "'initial_experiments'", 0)
+        self.initial_design = spec.get("initial_design", "lhs")
+        if self.initial_design not in ("lhs", "sobol", "random"):
+            raise SpecError("'initial_design' must be 'lhs', 'sobol' or 'random'")
+        self.seed = _int(spec.get("seed", 0), "'seed'", 0)
+        self.strategy = resolve_strategy(spec.get("strategy", "auto"), self.objectives)
+
+        acq = _section(spec, "acquisition", _ACQ_KEYS)
+        if acq["function"] not in ("ei", "pi", "lcb"):
+            raise SpecError("acquisition 'function' must be 'ei', 'pi' or 'lcb'")
+        acq["xi"] = _float(acq["xi"], "acquisition 'xi'", 0.0)
+        acq["kappa"] = _float(acq["kappa"], "acquisition 'kappa'", 0.0)
+        self.acquisition = acq
+
+        batch = _section(spec, "batch", _BATCH_KEYS)
+        if batch["method"] not in ("believer", "liar"):
+            raise SpecError("batch 'method' must be 'believer' (Kriging believer) or 'liar'")
+        if batch["liar"] not in ("min", "mean", "max"):
+            raise SpecError("batch 'liar' must be 'min', 'mean' or 'max'")
+        self.batch = batch
+
+        self.stopping = _section(spec, "stopping", _STOP_KEYS)
+        self._check_stopping()
+
+        sur = _section(spec, "surrogate", _SURROGATE_KEYS)
+        sur["restarts"] = _int(sur["restarts"], "surrogate 'restarts'", 0)
+        sur["outlier_z"] = _float(sur["outlier_z"], "surrogate 'outlier_z'", 0.0)
+        if sur["output_transform"] not in ("none", "rank", "log"):
+            raise SpecError("surrogate 'output_transform' must be 'none', 'rank' or 'log'")
+        self.surrogate = sur
+
+        search = _section(spec, "search", _SEARCH_KEYS)
+        search["candidates"] = _int(search["candidates"], "search 'candidates'", 10)
+        search["local"] = _int(search["local"], "search 'local'", 0)
+        search["enumerate_limit"] = _int(search["enumerate_limit"], "'enumerate_limit'", 0)
+        self.search = search
+
+        self._check_feasible_region()
+        self._obs: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []
+        self._asks = 0
+        self._design_served = 0
+        self._design_cache: list[dict[str, Any]] | None = None
+        self._grid_cache: np.ndarray | None = None
+        warm = spec.get("warm_start", [])
+        if not isinstance(warm, list):
+            raise SpecError("'warm_start' must be a list of {'point': ..., 'result': ...}")
+        self._warm_spec = copy.deepcopy(warm)
+        if warm:
+            for item in warm:
+                if not isinstance(item, Mapping) or set(item) != {"point", "result"}:
+                    raise SpecError("each warm_start item needs exactly 'point' and 'result'")
+            self.warm_start([w["point"] for w in warm], [w["result"] for w in warm])
+
+    # construction -------------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Optimizer:
+        return cls(spec)
+
+    @classmethod
+    def from_history(
+        cls, spec: Mapping[str, Any], experiments: Sequence[Mapping[str, Any]]
+    ) -> Optimizer:
+        """Rebuild from stored experiments: items ``{"point": {...}, "result": {...}|None}``."""
+        opt = cls(spec)
+        for item in experiments:
+            opt.tell([item["point"]], [item["result"]])
+        return opt
+
+    def spec(self) -> dict[str, Any]:
+        """The normalised spec (defaults filled in), JSON-serialisable."""
+        return {
+            "variables": self.space.to_spec(),
+            "objectives": {o.name: o.to_spec() for o in self.objectives},
+            "constraints": self.constraints.to_spec(),
+            "initial_experiments": self.n_initial,
+            "initial_design": self.initial_design,
+            "seed": self.seed,
+            "strategy": self.strategy,
+            "acquisition": dict(self.acquisition),
+            "batch": dict(self.batch),
+            "stopping": copy.deepcopy(self.stopping),
+            "surrogate": dict(self.surrogate),
+            "search": dict(self.search),
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this optimiser is (JSON-safe)."""
+        return {
+            "format": STATE_FORMAT,
+            "spec": self.spec(),
+            "observations": copy.deepcopy(self._obs),
+            "pending": copy.deepcopy(self._pending),
+            "asks": self._asks,
+            "design_served": self._design_served,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Optimizer:
+        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
+            raise StateError(f"not an optimiser state (expected format {STATE_FORMAT!r})")
+        opt = cls(state["spec"])
+        for item in state["observations"]:
+            point = opt.space.validate_point(item["point"])
+            result = opt._check_result(item["result"])
+            source = item.get("source", "campaign")
+            if source not in ("campaign", "prior"):
+                raise StateError(f"unknown observation source {source!r}")
+            opt._obs.append({"point": point, "result": result, "source": source})
+        opt._pending = [opt.space.validate_point(p) for p in state["pending"]]
+        opt._asks = _int(state["asks"], "'asks'", 0)
+        opt._design_served = _int(state["design_served"], "'design_served'", 0)
+        return opt
+
+    # validation -----------------------------------------------------------------------------
+    def _check_stopping(self) -> None:
+        s = self.stopping
+        if "budget" in s:
+            _int(s["budget"], "stopping 'budget'", 1)
+        if "patience" in s:
+            _int(s["patience"], "stopping 'patience'", 1)
+        if "min_improvement" in s:
+            _float(s["min_improvement"], "stopping 'min_improvement'", 0.0)
+        if "ei_threshold" in s:
+            _float(s["ei_threshold"], "stopping 'ei_threshold'", 0.0)
+        if "target" in s:
+            target = s["target"]
+            names = {o.name for o in self.objectives}
+            if not isinstance(target, Mapping) or not target or set(target) - names:
+                raise SpecError(f"stopping 'target' must map objective names {sorted(names)} "
+                                "to values")
+            for k, v in target.items():
+                _float(v, f"stopping target {k!r}")
+
+    def _check_feasible_region(self) -> None:
+        if not len(self.constraints):
+            return
+        rng = np.random.default_rng(12345)
+        z = self.space.snap(self.space.sample_unit(20000, rng))
+        if not self.constraints.feasible(self.space.columns(z), len(z)).any():
+            raise SpecError("the constraints leave no feasible point that random sampling of "
+                            "20,000 points could find; check their directions and units")
+
+    def _check_result(self, result: Any) -> dict[str, float] | None:
+        """A result dict (objective -> number), or None for a failed experiment."""
+        names = [o.name for o in self.objectives]
+        if result is None:
+            return None
+        if isinstance(result, int | float) and not isinstance(result, bool):
+            if len(names) != 1:
+                raise StateError("a bare number needs a single-objective optimiser")
+            result = {names[0]: result}
+        if not isinstance(result, Mapping):
+            raise StateError(f"a result must be a mapping objective -> value or None: {result!r}")
+        unknown = set(result) - set(names)
+        if unknown:
+            raise StateError(f"result has unknown objective(s) {sorted(unknown)}; "
+                             f"objectives are {names}")
+        values = {}
+        failed = False
+        for name in names:
+            v = result.get(name, "missing")
+            if v is None:
+                failed = True
+            elif isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool):
+                if not math.isfinite(float(v)):
+                    failed = True  # NaN/inf from a failed analysis counts as a failure
+                values[name] = float(v)
+            elif v != "missing":
+                raise StateError(f"result {name!r}: expected a number or None, got {v!r}")
+        if failed:
+            return None
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise StateError(f"result {dict(result)!r} lacks {missing}; pass None for a failure")
+        return values
+
+    # ask / tell -----------------------------------------------------------------------------
+    def tell(
+        self, points: Sequence[Mapping[str, Any]], results: Sequence[Any]
+    ) -> None:
+        """Record results; ``None`` (or any objective ``None``) marks a failed experiment."""
+        if isinstance(points, Mapping):
+            points, results = [points], [results]
+        if len(points) != len(results):
+            raise StateError(f"{len(points)} points but {len(results)} results")
+        checked = [(self.space.validate_point(p), self._check_result(r))
+                   for p, r in zip(points, results, strict=True)]
+        for point, result in checked:
+            self._obs.append({"point": point, "result": result, "source": "campaign"})
+            if point in self._pending:
+                self._pending.remove(point)
+
+    def warm_start(self, points: Sequence[Mapping[str, Any]], results: Sequence[Any]) -> int:
+        """Add results of earlier campaigns as prior data. Points outside the current space
+        are skipped; returns how many were used. Priors inform the model and shorten the
+        initial design, but do not count towards the budget."""
+        used = 0
+        for p, r in zip(points, results, strict=True):
+            if not isinstance(p, Mapping) or not self.space.contains(p):
+                continue
+            point = self.space.validate_point(p)
+            if self.constraints.violated(point):
+                continue
+            self._obs.append({"point": point, "result": self._check_result(r), "source": "prior"})
+            used += 1
+        return used
+
+    def drop_pending(self) -> None:
+        """Forget suggestions that will never be run (they stop steering the next asks)."""
+        self._pending = []
+
+    @property
+    def pending(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._pending)
+
+    @property
+    def observations(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._obs)
+
+    @property
+    def n_experiments(self) -> int:
+        """Experiments of this campaign told so far (failed ones included, priors not)."""
+        return sum(1 for o in self._obs if o["source"] == "campaign")
+
+    def ask(self, n: int = 1) -> list[dict[str, Any]]:
+        """Suggest ``n`` experiments (a batch for parallel reactors)."""
+        n = _int(n, "ask(n)", 1)
+        rng = np.random.default_rng([self.seed, self._asks])
+        self._asks += 1
+        out: list[dict[str, Any]] = []
+        n_prior_ok = sum(1 for o in self._obs if o["source"] == "prior" and o["result"])
+        design_left = max(0, self.n_initial - n_prior_ok - self._design_served)
+        take = min(n, design_left)
+        if take:
+            design = self._design()
+            out.extend(copy.deepcopy(design[self._design_served : self._design_served + take]))
+            self._design_served += take
+        if len(out) < n:
+            out.extend(self._suggest(n - len(out), rng, out))
+        self._pending.extend(copy.deepcopy(out))
+        return out
+
+    def replicate_best(self) -> dict[str, Any]:
+        """The best point so far (by the model when there is one), to be run again."""
+        best = self.best(by="model")
+        if best is None:
+            raise StateError("no successful experiment to replicate yet")
+        point = copy.deepcopy(best["point"])
+        self._pending.append(copy.deepcopy(point))
+        return point
+
+    # results --------------------------------------------------------------------------------
+    def _ok(self) -> list[dict[str, Any]]:
+        return [o for o in self._obs if o["result"] is not None]
+
+    def _oriented(self, obs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return np.array(
+            [[o["result"][ob.name] * ob.sign for ob in self.objectives] for o in obs], dtype=float
+        ).reshape(len(obs), len(self.objectives))
+
+    def _scores(self, obs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return scalarise(self._oriented(obs), self.objectives, self.strategy)
+
+    def best(self, by: str = "observed") -> dict[str, Any] | None:
+        """Best experiment so far: ``{"point", "result", "index"}`` (``None`` if none).
+
+        ``by="observed"`` ranks measured values; ``by="model"`` ranks the GP's mean at the
+        measured points, which discounts a lucky noisy reading. Multi-objective: the
+        priority score, or the equal-weight Chebyshev score for ParEGO/weighted.
+        """
+        ok = self._ok()
+        if not ok:
+            return None
+        scores = self._scores(ok)
+        if by == "model" and len(ok) >= 3:
+            x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
+            model = GPModel(restarts=1, seed=self.seed).fit(x, scores)
+            scores, _ = model.predict(x)
+        elif by not in ("observed", "model"):
+            raise ValueError("by must be 'observed' or 'model'")
+        i = int(np.argmax(scores))
+        return {"point": copy.deepcopy(ok[i]["point"]), "result": dict(ok[i]["result"]),
+                "index": self._obs.index(ok[i])}
+
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """Non-dominated successful experiments, as ``{"point", "result"}`` dicts."""
+        ok = self._ok()
+        if not ok:
+            return []
+        mask = pareto_mask(self._oriented(ok))
+        return [{"point": copy.deepcopy(o["point"]), "result": dict(o["result"])}
+                for o, m in zip(ok, mask, strict=True) if m]
+
+    def reference_point(self) -> np.ndarray:
+        """Hypervolume reference (oriented): each objective's ``reference``, else the worst
+        value observed."""
+        ok = self._ok()
+        f = self._oriented(ok) if ok else np.zeros((0, len(self.objectives)))
+        ref = []
+        for j, ob in enumerate(self.objectives):
+            if ob.reference is not None:
+                ref.append(ob.reference * ob.sign)
+            else:
+                ref.append(float(f[:, j].min()) if len(f) else 0.0)
+        return np.array(ref)
+
+    def hypervolume(self, reference: Mapping[str, float] | None = None) -> float:
+        """Hypervolume of the current front, in objective units."""
+        ok = self._ok()
+        if not ok:
+            return 0.0
+        ref = self.reference_point()
+        if reference is not None:
+            ref = np.array([reference[o.name] * o.sign for o in self.objectives])
+        return hypervolume(self._oriented(ok), ref)
+
+    def hypervolume_trace(self, reference: Mapping[str, float] | None = None) -> list[float]:
+        """Hypervolume after each campaign experiment (same reference for all)."""
+        ref = self.reference_point()
+        if reference is not None:
+            ref = np.array([reference[o.name] * o.sign for o in self.objectives])
+        trace, seen = [], []
+        for o in self._obs:
+            if o["result"] is not None:
+                seen.append(o)
+            if o["source"] == "campaign":
+                trace.append(hypervolume(self._oriented(seen), ref) if seen else 0.0)
+        return trace
+
+    def feasible(self, point: Mapping[str, Any]) -> bool:
+        """Whether ``point`` satisfies every known constraint."""
+        return not self.constraints.violated(self.space.validate_point(point))
+
+    # stopping -------------------------------------------------------------------------------
+    def _progress(self) -> list[float]:
+        """Best-so-far figure of merit after each campaign experiment."""
+        out, seen = [], []
+        best = -math.inf
+        for o in self._obs:
+            if o["result"] is not None:
+                seen.append(o)
+            if o["source"] != "campaign":
+                continue
+            if len(self.objectives) > 1 and self.strategy in ("parego", "weighted"):
+                out.append(hypervolume(self._oriented(seen), self.reference_point())
+                           if seen else -math.inf)
+            else:
+                best = float(self._scores(seen).max()) if seen else best
+                out.append(best)
+        return out
+
+    def should_stop(self) -> tuple[bool, str]:
+        """Check the stopping rules: ``(True, reason)`` or ``(False, "")``."""
+        s = self.stopping
+        n = self.n_experiments
+        if "budget" in s and n >= s["budget"]:
+            return True, f"budget of {s['budget']} experiments reached"
+        if "target" in s:
+            for o in self._ok():
+                hit = all(
+                    o["result"][ob.name] * ob.sign >= s["target"][ob.name] * ob.sign
+                    for ob in self.objectives if ob.name in s["target"]
+                )
+                if hit:
+                    return True, f"target {s['target']} reached at {o['point']}"
+        if "patience" in s:
+            k = s["patience"]
+            progress = self._progress()
+            if len(progress) > k and len(progress) >= self.n_initial + k:
+                gain = progress[-1] - progress[-1 - k]
+                if gain <= s.get("min_improvement", 0.0):
+                    return True, f"no improvement in the last {k} experiments"
+        if "ei_threshold" in s and len(self._ok()) >= max(2, self.n_initial):
+            ei = self.expected_improvement()
+            if ei < s["ei_threshold"]:
+                return True, f"expected improvement {ei:.3g} below {s['ei_threshold']}"
+        return False, ""
+
+    def expected_improvement(self) -> float:
+        """Largest expected improvement of the scalar objective over the search space,
+        in objective units (scores for multi-objective strategies)."""
+        ok = self._ok()
+        if len(ok) < 2:
+            return math.inf
+        rng = np.random.default_rng([self.seed, 7, len(self._obs)])
+        model, _ = self._fit_model(ok, self._scores(ok))
+        z = self._candidates(rng, model, ok, self._scores(ok), [], ei_only=True)
+        x = self.space.encode(z)
+        mu_obs, _ = model.predict_std_units(model.x)
+        ei = gaussian_ei(x, _Standardised(model), y_opt=-float(mu_obs.max()), xi=0.0)
+        return float(np.max(ei)) * model.std
+
+    # design and search ----------------------------------------------------------------------
+    def _design(self) -> list[dict[str, Any]]:
+        if self._design_cache is not None:
+            return self._design_cache
+        n = self.n_initial
+        rng = np.random.default_rng([self.seed, 99991])
+        seed = int(rng.integers(2**31 - 1))
+        if n == 0:
+            self._design_cache = []
+            return []
+        dims = self.space.skopt_dimensions()
+        if self.initial_design == "lhs":
+            raw = Lhs(criterion="maximin", iterations=200).generate(dims, n, random_state=seed)
+        elif self.initial_design == "sobol":
+            raw = Sobol().generate(dims, n, random_state=seed)
+        else:
+            raw = [[d.rvs(random_state=rng)[0] for d in dims] for _ in range(n)]
+        z = np.array([[self._unit_of(j, v) for j, v in enumerate(row)] for row in raw])
+        z = self.space.snap(z)
+        ok = self.constraints.feasible(self.space.columns(z), n) if len(self.constraints) else None
+        if ok is not None and not ok.all():
+            z = self._maximin_feasible(n, rng)
+        self._design_cache = self.space.to_points(z)
+        return self._design_cache
+
+    def _unit_of(self, j: int, value: Any) -> float:
+        v = self.space.variables[j]
+        if v.kind == "categorical":
+            return float(value)  # skopt dimension holds the choice index
+        return float(v.to_unit(np.array([value], dtype=object))[0])
+
+    def _maximin_feasible(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Space-filling design inside the constraints: greedy maximin from a feasible pool."""
+        pool = self._feasible_sample(max(200, 50 * n), rng)
+        x = self.space.encode(pool)
+        centre = x.mean(axis=0)
+        chosen = [int(np.argmin(((x - centre) ** 2).sum(axis=1)))]
+        dist = ((x - x[chosen[0]]) ** 2).sum(axis=1)
+        while len(chosen) < min(n, len(pool)):
+            i = int(np.argmax(dist))
+            chosen.append(i)
+            dist = np.minimum(dist, ((x - x[i]) ** 2).sum(axis=1))
+        return pool[chosen]
+
+    def _feasible_sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` random points satisfying the known constraints (rejection sampling)."""
+        got: list[np.ndarray] = []
+        count = 0
+        for _ in range(200):
+            z = self.space.snap(self.space.sample_unit(max(n, 256), rng))
+            if len(self.constraints):
+                z = z[self.constraints.feasible(self.space.columns(z), len(z))]
+            got.append(z)
+            count += len(z)
+            if count >= n:
+                break
+        z = np.vstack(got)[:n] if got else np.zeros((0, self.space.dim))
+        if len(z) == 0:
+            raise StateError("could not sample any point satisfying the constraints")
+        return z
+
+    def _grid(self) -> np.ndarray | None:
+        """Every point of a small discrete space (exhaustive search beats sampling there)."""
+        if not self.space.is_discrete or self.space.size() > self.search["enumerate_limit"]:
+            return None
+        if self._grid_cache is None:
+            axes = []
+            for v in self.space.variables:
+                if v.kind == "categorical":
+                    axes.append(np.arange(len(v.choices), dtype=float))
+                else:
+                    k = int(v.high - v.low)
+                    axes.append(np.arange(k + 1) / k)
+            z = np.array(list(itertools.product(*axes)), dtype=float)
+            if len(self.constraints):
+                z = z[self.constraints.feasible(self.space.columns(z), len(z))]
+            self._grid_cache = z
+        return self._grid_cache
+
+    def _fit_model(
+        self, ok: Sequence[Mapping[str, Any]], scores: np.ndarray
+    ) -> tuple[GPModel, np.ndarray]:
+        x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
+        y = transform_output(scores, self.surrogate["output_transform"])
+        seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
+        model = GPModel(self.surrogate["restarts"], self.surrogate["outlier_z"], seed).fit(x, y)
+        return model, y
+
+    def _acquire(
+        self, model: GPModel, feas: FeasibilityModel | None, z: np.ndarray, y_best: float
+    ) -> np.ndarray:
+        x = self.space.encode(z)
+        wrapped = _Standardised(model)
+        fn = self.acquisition["function"]
+        if fn == "ei":
+            a = gaussian_ei(x, wrapped, y_opt=-y_best, xi=self.acquisition["xi"])
+        elif fn == "pi":
+            a = gaussian_pi(x, wrapped, y_opt=-y_best, xi=self.acquisition["xi"])
+        else:
+            # skopt's LCB is for minimisation of -mu; flip it into an upper bound >= 0.
+            ucb = -gaussian_lcb(x, wrapped, kappa=self.acquisition["kappa"])
+            a = ucb - ucb.min()
+        if feas is not None:
+            a = a * feas.predict(x)
+        return np.asarray(a, dtype=float)
+
+    def _candidates(
+        self,
+        rng: np.random.Generator,
+        model: GPModel,
+        ok: Sequence[Mapping[str, Any]],
+        scores: np.ndarray,
+        exclude: list[np.ndarray],
+        ei_only: bool = False,
+    ) -> np.ndarray:
+        grid = self._grid()
+        if grid is not None:
+            z = grid
+        else:
+            z = self._feasible_sample(self.search["candidates"], rng)
+            # Perturbations of the best observed points: the optimum is usually near them.
+            top = np.argsort(-scores)[:5]
+            base = self.space.from_points([ok[i]["point"] for i in top])
+            z = np.vstack([z, self._perturb(base, 100, 0.1, rng)])
+        if not ei_only and self.space.is_discrete and exclude:
+            seen = {tuple(row) for row in np.vstack(exclude)}
+            keep = np.array([tuple(row) not in seen for row in z], dtype=bool)
+            if keep.any():
+                z = z[keep]
+        return z
+
+    def _perturb(
+        self, base: np.ndarray, per: int, scale: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        z = np.repeat(base, per, axis=0)
+        for j, v in enumerate(self.space.variables):
+            if v.kind == "categorical":
+                flip = rng.random(len(z)) < 1.0 / max(2, self.space.dim)
+                z[flip, j] = rng.integers(0, len(v.choices), flip.sum())
+            else:
+                z[:, j] = z[:, j] + rng.normal(0.0, scale, len(z))
+        z = self.space.snap(z)
+        if len(self.constraints):
+            z = z[self.constraints.feasible(self.space.columns(z), len(z))]
+        return z
+
+    def _maximise(
+        self,
+        model: GPModel,
+        feas: FeasibilityModel | None,
+        rng: np.random.Generator,
+        ok: Sequence[Mapping[str, Any]],
+        scores: np.ndarray,
+        y_best: float,
+        exclude: list[np.ndarray],
+    ) -> np.ndarray:
+        z = self._candidates(rng, model, ok, scores, exclude)
+        a = self._acquire(model, feas, z, y_best)
+        best_z, best_a = z[int(np.argmax(a))], float(a.max())
+        if self._grid() is not None:
+            return best_z
+        # Local refinement: shrinking random perturbations around the leading candidates.
+        lead = z[np.argsort(-a)[:5]]
+        for scale in (0.05, 0.02, 0.008)[: self.search["local"]]:
+            zz = self._perturb(lead, 64, scale, rng)
+            if len(zz) == 0:
+                continue
+            aa = self._acquire(model, feas, zz, y_best)
+            if aa.max() > best_a:
+                best_a, best_z = float(aa.max()), zz[int(np.argmax(aa))]
+            lead = np.vstack([best_z[None, :], zz[np.argsort(-aa)[:4]]])
+        return best_z
+
+    def _suggest(
+        self, m: int, rng: np.random.Generator, chosen: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        ok = self._ok()
+        fantasies = list(self._pending) + list(chosen)
+        if len(ok) < 2:
+            # Not enough data for a model: spread random feasible points.
+            z = self._feasible_sample(m, rng)
+            return self.space.to_points(z)
+        all_points = [o["point"] for o in self._obs]
+        z_all = self.space.from_points(all_points)
+        x_all = self.space.encode(z_all)
+        status = np.array([o["result"] is not None for o in self._obs])
+        feas = None
+        if not status.all():
+            feas = FeasibilityModel(x_all, status, seed=self.seed)
+        f = self._oriented(ok)
+        picks: list[np.ndarray] = []
+        model: GPModel | None = None
+        for _ in range(m):
+            if self.strategy == "parego":
+                weights = rng.dirichlet(np.ones(len(self.objectives)))
+                scores = scalarise(f, self.objectives, "parego", weights)
+            else:
+                scores = self._scores(ok)
+            if model is None or self.strategy == "parego":
+                model, y = self._fit_model(ok, scores)
+            base = model
+            z_fant = [self.space.from_points([p])[0] for p in fantasies] + picks
+            if z_fant:
+                xf = self.space.encode(np.array(z_fant))
+                if self.batch["method"] == "believer":
+                    yf, _ = base.predict(xf)
+                else:
+                    lie = {"min": y.min(), "mean": y.mean(), "max": y.max()}[self.batch["liar"]]
+                    yf = np.full(len(xf), lie)
+                cur = base.condition(xf, yf)
+            else:
+                cur = base
+            # Incumbent: best posterior mean at measured points (noise-robust plug-in EI).
+            mu_obs, _ = base.predict_std_units(base.x)
+            y_best = float(mu_obs.max())
+            exclude = [z_all] + ([np.array(z_fant)] if z_fant else [])
+            picks.append(self._maximise(cur, feas, rng, ok, scores, y_best, exclude))
+        return self.space.to_points(np.array(picks))

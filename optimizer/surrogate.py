@@ -1,0 +1,159 @@
+"""Surrogate models: a noise-estimating, outlier-tolerant GP for the objective and a GP
+classifier for the probability that an experiment succeeds (unknown constraints)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.linalg import cho_solve
+from scipy.stats import norm
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
+from skopt.learning.gaussian_process.kernels import (
+    RBF,
+    ConstantKernel,
+    Matern,
+    WhiteKernel,
+)
+
+# Noise variance in standardised units: NMR yields carry 1-3 % noise, so the floor is tiny
+# but non-zero (keeps the Cholesky stable), the ceiling means "all noise".
+NOISE_BOUNDS = (1e-6, 1.0)
+LENGTH_SCALE_BOUNDS = (0.03, 30.0)
+# Per-point extra variance given to an outlier, in standardised units: it then barely
+# pulls the mean, but still counts as "explored".
+OUTLIER_VARIANCE = 25.0
+
+
+def transform_output(y: np.ndarray, kind: str) -> np.ndarray:
+    """Monotone output warping before standardisation."""
+    if kind == "none" or y.size < 3:
+        return y
+    if kind == "rank":
+        # Gaussian copula: ranks to normal quantiles; robust to skewed, mostly-zero data.
+        order = np.argsort(np.argsort(y, kind="stable"), kind="stable").astype(float)
+        # average tied ranks so equal values map to the same quantile
+        for value in np.unique(y):
+            tie = y == value
+            if tie.sum() > 1:
+                order[tie] = order[tie].mean()
+        return norm.ppf((order + 0.5) / y.size)
+    if kind == "log":
+        shift = 1.0 - y.min() if y.min() < 1.0 else 0.0
+        return np.log(y + shift)
+    raise ValueError(kind)
+
+
+class GPModel:
+    """GP regression on standardised targets with an estimated white-noise level."""
+
+    def __init__(self, restarts: int = 2, outlier_z: float = 4.0, seed: int = 0) -> None:
+        self.restarts = restarts
+        self.outlier_z = outlier_z
+        self.seed = seed
+        self.outliers: np.ndarray = np.zeros(0, dtype=bool)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> GPModel:
+        self.x = np.asarray(x, dtype=float)
+        self.y_raw = np.asarray(y, dtype=float)
+        self.mean = float(self.y_raw.mean())
+        std = float(self.y_raw.std())
+        self.std = std if std > 1e-12 else 1.0
+        ys = (self.y_raw - self.mean) / self.std
+        d = self.x.shape[1]
+        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
+            length_scale=np.full(d, 0.5), length_scale_bounds=LENGTH_SCALE_BOUNDS, nu=2.5
+        ) + WhiteKernel(1e-2, NOISE_BOUNDS)
+        self.alpha = np.full(len(ys), 1e-8)
+        self.gp = self._fit(kernel, ys, self.restarts)
+        self.outliers = np.zeros(len(ys), dtype=bool)
+        if len(ys) >= 8 and self.outlier_z > 0:
+            z = self._loo_z()
+            flagged = np.abs(z) > self.outlier_z
+            # Never discard more than a few points: if many look odd, the model is wrong,
+            # not the data.
+            if 0 < flagged.sum() <= max(1, len(ys) // 10):
+                self.outliers = flagged
+                self.alpha = np.where(flagged, OUTLIER_VARIANCE, 1e-8)
+                self.gp = self._fit(self.gp.kernel_, ys, 0)
+        self.ys = ys
+        return self
+
+    def _fit(self, kernel: Any, ys: np.ndarray, restarts: int) -> GaussianProcessRegressor:
+        gp = GaussianProcessRegressor(
+            kernel=kernel,
+            alpha=self.alpha,
+            normalize_y=False,
+            n_restarts_optimizer=restarts,
+            random_state=self.seed,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            gp.fit(self.x, ys)
+        return gp
+
+    def _loo_z(self) -> np.ndarray:
+        """Standardised leave-one-out residuals, in closed form from the Cholesky factor."""
+        gp = self.gp
+        k_inv = cho_solve((gp.L_, True), np.eye(len(self.x)))
+        diag = np.clip(np.diag(k_inv), 1e-12, None)
+        return gp.alpha_ / np.sqrt(diag)
+
+    @property
+    def noise_variance(self) -> float:
+        """Estimated observation noise variance, in the units of y."""
+        return float(self.gp.kernel_.k2.noise_level) * self.std**2
+
+    @property
+    def length_scales(self) -> np.ndarray:
+        return np.atleast_1d(self.gp.kernel_.k1.k2.length_scale)
+
+    def condition(self, x_new: np.ndarray, y_new: np.ndarray) -> GPModel:
+        """Same hyperparameters, extra (fantasy) data: the Kriging-believer update."""
+        if len(x_new) == 0:
+            return self
+        other = GPModel.__new__(GPModel)
+        other.__dict__.update(self.__dict__)
+        other.x = np.vstack([self.x, x_new])
+        other.ys = np.concatenate([self.ys, (np.asarray(y_new) - self.mean) / self.std])
+        other.alpha = np.concatenate([self.alpha, np.full(len(x_new), 1e-8)])
+        gp = GaussianProcessRegressor(kernel=self.gp.kernel_, alpha=other.alpha, optimizer=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gp.fit(other.x, other.ys)
+        other.gp = gp
+        return other
+
+    def predict_std_units(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latent mean and standard deviation (noise excluded), standardised units."""
+        mu, sd = self.gp.predict(x, return_std=True)
+        noise = float(self.gp.kernel_.k2.noise_level)
+        var = np.clip(sd**2 - noise, 1e-12, None)
+        return mu, np.sqrt(var)
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu, sd = self.predict_std_units(x)
+        return mu * self.std + self.mean, sd * self.std
+
+
+class FeasibilityModel:
+    """P(experiment succeeds | x), learnt from the experiments that returned ``None``."""
+
+    def __init__(self, x: np.ndarray, ok: np.ndarray, seed: int = 0) -> None:
+        self.constant: float | None = None
+        if ok.all() or not ok.any():
+            self.constant = 1.0 if ok.all() else 0.5
+            return
+        kernel = ConstantKernel(4.0, (0.1, 100.0)) * RBF(0.3, (0.05, 5.0))
+        self.clf = GaussianProcessClassifier(kernel=kernel, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.clf.fit(x, ok.astype(int))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.constant is not None:
+            return np.full(len(x), self.constant)
+        return self.clf.predict_proba(x)[:, 1]
