@@ -6,6 +6,8 @@ stays a table of contents. Each issue adds its own commands (``nmr``, ``sim``, .
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from robochem import __version__
@@ -36,6 +38,27 @@ def root(
     from robochem.logs import configure_logging
 
     configure_logging(log_level)
+
+
+@app.command("sim")
+def sim(
+    as_json: bool = typer.Option(
+        False, "--json", help="Print device name -> {driver, url} as the first line of stdout."
+    ),
+    platform_out: Path | None = typer.Option(
+        None, "--platform-out", help="Write the platform file pointing the drivers here."
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", min=0.001, help="Clock factor: simulated seconds per wall second."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where the simulated NMR writes its data folders."
+    ),
+) -> None:
+    """Start the reference simulated lab on localhost until Ctrl-C or SIGTERM."""
+    from robochem.simulator.runner import sim_command
+
+    sim_command(as_json=as_json, platform_out=platform_out, speed=speed, data_dir=data_dir)
 
 
 def _register_subcommands() -> None:
