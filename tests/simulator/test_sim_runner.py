@@ -65,7 +65,7 @@ def test_platform_file_points_at_the_same_servers_and_clock(sim_process) -> None
 
 
 async def test_every_device_answers_its_driver(sim_process) -> None:
-    devices, platform = sim_process
+    _, platform = sim_process
     set_clock(Clock(speed=SPEED, epoch=platform["clock"]["epoch"]))
     for name, entry in platform["devices"].items():
         options = entry.get("options", {})
