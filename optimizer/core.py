@@ -339,8 +339,10 @@ class Optimizer:
         rng = np.random.default_rng([self.seed, self._asks])
         self._asks += 1
         out: list[dict[str, Any]] = []
-        n_prior_ok = sum(1 for o in self._obs if o["source"] == "prior" and o["result"])
-        design_left = max(0, self.n_initial - n_prior_ok - self._design_served)
+        # The design fills up to ``initial_experiments`` known-or-running points; experiments
+        # told without being asked (history, priors, manual runs) count towards it.
+        design_left = max(0, self.n_initial - len(self._obs) - len(self._pending))
+        design_left = min(design_left, self.n_initial - self._design_served)
         take = min(n, design_left)
         if take:
             design = self._design()

@@ -1,0 +1,114 @@
+"""Spec parsing: the issue's example works, and bad specs fail with clear, typed errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from robochem.optimizer import ConstraintError, Optimizer, SpecError, StateError
+
+
+def test_issue_example_round_trip(issue_spec: dict[str, Any]) -> None:
+    opt = Optimizer.from_spec(issue_spec)
+    points = opt.ask(2)
+    assert len(points) == 2
+    for p in points:
+        assert set(p) == {"residence_time", "light", "loading", "catalyst"}
+        assert 60 <= p["residence_time"] <= 1200
+        assert 0.001 <= p["loading"] <= 0.05
+        assert p["catalyst"] in ("TBADT", "NaDT")
+    opt.tell(points, [{"yield": 71.3, "throughput": 2.1}, {"yield": None}])
+    assert opt.n_experiments == 2
+    assert opt.best()["result"] == {"yield": 71.3, "throughput": 2.1}
+    assert len(opt.pareto_front()) == 1
+    state = json.loads(json.dumps(opt.state()))
+    assert Optimizer.from_state(state).state() == opt.state()
+
+
+def test_integer_and_log_variables_are_typed_and_in_range() -> None:
+    opt = Optimizer.from_spec({
+        "variables": {"n": {"type": "integer", "low": 1, "high": 4},
+                      "c": {"low": 1e-4, "high": 1.0, "log": True}},
+        "objectives": {"y": {"goal": "maximize"}}, "initial_experiments": 20})
+    points = opt.ask(20)
+    assert all(isinstance(p["n"], int) and 1 <= p["n"] <= 4 for p in points)
+    assert {p["n"] for p in points} == {1, 2, 3, 4}
+    # log scale: the design covers every decade, not just the top one
+    assert sum(p["c"] < 1e-2 for p in points) >= 6
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"bogus": 1}, "unknown spec key"),
+        ({"variables": {"t": {"low": 5, "high": 5}}}, r"low \(5.0\) must be < high"),
+        ({"variables": {"t": {"low": 0, "high": 5, "log": True}}}, "needs low > 0"),
+        ({"variables": {"c": {"choices": []}}}, "non-empty list"),
+        ({"variables": {"t": {"low": 0, "high": 1, "unit": "s"}}}, "unknown key"),
+        ({"variables": {"t": {"low": 0}}}, "missing 'high'"),
+        ({"variables": {"t": {"type": "integer", "low": 0.5, "high": 3}}}, "whole numbers"),
+        ({"variables": {"bad name": {"low": 0, "high": 1}}}, "identifier"),
+        ({"variables": {}}, "non-empty"),
+        ({"objectives": {"y": {"goal": "up"}}}, "goal must be"),
+        ({"objectives": {"y": {"goal": "maximize", "tol": 1}}}, "unknown key"),
+        ({"strategy": "dragonfly"}, "'strategy' must be"),
+        ({"acquisition": {"function": "ucb"}}, "acquisition 'function'"),
+        ({"acquisition": {"kappa": -1}}, "kappa"),
+        ({"initial_experiments": -1}, "initial_experiments"),
+        ({"stopping": {"budget": 0}}, "budget"),
+        ({"stopping": {"target": {"nope": 1}}}, "target"),
+        ({"batch": {"method": "thompson"}}, "believer"),
+    ],
+)
+def test_bad_specs_raise_spec_error(patch: dict[str, Any], message: str) -> None:
+    spec = {"variables": {"t": {"low": 0, "high": 1}}, "objectives": {"y": {"goal": "maximize"}}}
+    spec.update(patch)
+    with pytest.raises(SpecError, match=message):
+        Optimizer.from_spec(spec)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["__import__('os').system('true')", "t.real < 1", "open('x') < 1", "t + 1",
+     "(lambda: 1)() < 2", "nope < 1", "[x for x in t] < 1", "t if t else 1"],
+)
+def test_constraint_expressions_are_never_executed(expression: str) -> None:
+    spec = {"variables": {"t": {"low": 0, "high": 1}}, "objectives": {"y": {}},
+            "constraints": [expression]}
+    with pytest.raises(ConstraintError):
+        Optimizer.from_spec(spec)
+
+
+def test_infeasible_constraints_are_reported() -> None:
+    spec = {"variables": {"t": {"low": 0, "high": 1}}, "objectives": {"y": {}},
+            "constraints": ["t > 2"]}
+    with pytest.raises(SpecError, match="no feasible point"):
+        Optimizer.from_spec(spec)
+
+
+def test_bad_results_are_rejected_not_guessed() -> None:
+    opt = Optimizer.from_spec({"variables": {"t": {"low": 0, "high": 1}},
+                               "objectives": {"yield": {}, "throughput": {}}})
+    p = opt.ask(1)
+    with pytest.raises(StateError, match="unknown objective"):
+        opt.tell(p, [{"yeild": 50, "throughput": 1}])
+    with pytest.raises(StateError, match="lacks"):
+        opt.tell(p, [{"yield": 50}])
+    with pytest.raises(StateError, match="missing"):
+        opt.tell([{"x": 1}], [None])
+    with pytest.raises(StateError, match="2 points but 1"):
+        opt.tell([p[0], p[0]], [None])
+    opt.tell(p, [{"yield": float("nan"), "throughput": 1.0}])  # NaN = failed analysis
+    assert opt.observations[-1]["result"] is None
+
+
+def test_descriptor_encoding_is_validated() -> None:
+    base = {"objectives": {"y": {}}}
+    with pytest.raises(SpecError, match="no descriptor vector"):
+        Optimizer.from_spec({**base, "variables": {"c": {"choices": ["a", "b"],
+                                                         "descriptors": {"a": [1.0]}}}})
+    opt = Optimizer.from_spec({**base, "variables": {"c": {
+        "choices": ["a", "b", "c"], "descriptors": {"a": [0, 1], "b": [1, 1], "c": [2, 1]}}}})
+    assert opt.space.encoded_width == 1  # the constant column is dropped
