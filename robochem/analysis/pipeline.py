@@ -1,0 +1,232 @@
+"""Folder → :class:`AnalysisResult`: read, process, reference, integrate, quantify, check."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robochem.analysis import qc as qc_rules
+from robochem.analysis.config import AnalysisConfig
+from robochem.analysis.processing import Spectrum, process_fid
+from robochem.analysis.quantify import find_reference, integrate_regions
+from robochem.analysis.reader import NMRDataError, folder_sha256, read_fid
+from robochem.analysis.result import AnalysisResult, IntegralReport, PlotData
+
+__all__ = ["analyze_folder", "decimate_for_plot", "software_versions"]
+
+PLOT_POINTS = 4000
+
+
+def software_versions() -> dict[str, str]:
+    import nmrglue
+    import scipy
+
+    import robochem
+
+    return {
+        "robochem": robochem.__version__,
+        "nmrglue": str(nmrglue.__version__),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
+
+
+def decimate_for_plot(
+    ppm: np.ndarray, intensity: np.ndarray, max_points: int = PLOT_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min/max decimation: keeps peak tops and troughs, at most ``max_points`` points."""
+    n = ppm.size
+    if n <= max_points:
+        return ppm.copy(), intensity.copy()
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    starts = edges[:-1]
+    imax = np.maximum.reduceat(intensity, starts)
+    imin = np.minimum.reduceat(intensity, starts)
+    mid_a = (starts + (edges[1:] - 1)) // 2
+    mid_b = np.minimum(mid_a + 1, n - 1)
+    # order each pair by position of the extremes is unnecessary at this density: place
+    # max at the first half and min at the second half of the bucket
+    out_ppm = np.empty(2 * buckets)
+    out_int = np.empty(2 * buckets)
+    out_ppm[0::2], out_ppm[1::2] = ppm[mid_a], ppm[mid_b]
+    out_int[0::2], out_int[1::2] = imax, imin
+    return out_ppm, out_int
+
+
+def _processing_dict(spec: Spectrum, config: AnalysisConfig) -> dict[str, Any]:
+    return {
+        "line_broadening_hz": spec.line_broadening_hz,
+        "fid_points": spec.n_fid,
+        "zero_fill_size": spec.size,
+        "dc_offset": [spec.dc_offset.real, spec.dc_offset.imag],
+        "first_point_scale": 0.5,
+        "phase_method": "peak-based (complex sums over symmetric windows), ridge p1",
+        "phase0_deg": spec.phase0_deg,
+        "phase1_deg": spec.phase1_deg,
+        "phase_convention": "nmrglue proc_base.ps(spec, p0, p1) on the NMR-ordered FFT",
+        "phase_clusters": spec.n_phase_clusters,
+        "baseline": spec.baseline,
+        "baseline_coefficients": spec.baseline_coefficients,
+        "reference_shift_ppm": spec.reference_shift_ppm,
+        "noise_sd": spec.noise_sd,
+        "spectral_width_hz": spec.sw_hz,
+        "observe_mhz": spec.obs_mhz,
+        "integration": config.processing.integration,
+        "fit_margin_ppm": config.processing.fit_margin_ppm,
+        "config": config.model_dump(mode="json"),
+    }
+
+
+def analyze_folder(
+    path: str | Path,
+    config: AnalysisConfig,
+    flow_rate_ml_min: float | None = None,
+    *,
+    expected_is_integral: float | None = None,
+    plot_points: int = PLOT_POINTS,
+) -> AnalysisResult:
+    """Analyse one Spinsolve folder (or JCAMP-DX / .1d file) against ``config``.
+
+    Never raises for bad data: unreadable, incomplete, corrupt, empty, wrong-nucleus or
+    mis-referenced spectra come back ``rejected`` with the reason (naming the file).
+    ``expected_is_integral`` overrides ``config.qc.expected_is_integral`` (e.g. a running
+    median the engine keeps per campaign).
+    """
+    path = Path(path)
+    software = software_versions()
+    source: dict[str, Any] = {"path": str(path.resolve())}
+    try:
+        fid = read_fid(path)
+    except NMRDataError as exc:
+        if path.is_dir():
+            source["sha256"] = folder_sha256(path)
+        return AnalysisResult.rejected([str(exc)], source=source, software=software)
+    source.update(
+        {
+            "file": str(fid.source.resolve()),
+            "sha256": fid.sha256,
+            "sample": fid.params.get("Sample"),
+            "acquired": fid.params.get("CurrentTime"),
+            "scans": fid.scans,
+            "from_spectrum_file": fid.from_spectrum,
+        }
+    )
+    problem = qc_rules.check_nucleus(fid.nucleus, config.nucleus)
+    if problem:
+        return AnalysisResult.rejected(
+            [f"{fid.source}: {problem}"], source=source, software=software, nucleus=fid.nucleus
+        )
+    if not np.any(fid.data):
+        return AnalysisResult.rejected(
+            [f"{fid.source}: the FID is all zeros (empty acquisition)"],
+            source=source,
+            software=software,
+            nucleus=fid.nucleus,
+        )
+
+    spec = process_fid(fid, config.processing)
+    outside = qc_rules.check_regions_in_window(spec, config)
+    if outside:
+        return AnalysisResult.rejected(
+            outside,
+            source=source,
+            software=software,
+            processing=_processing_dict(spec, config),
+            nucleus=fid.nucleus,
+        )
+    reference = find_reference(spec, config.internal_standard)
+    if reference.found_ppm is not None:
+        spec.shift_reference(reference.offset_ppm)
+
+    species = config.species()
+    regions = integrate_regions(
+        spec,
+        species,
+        margin_ppm=config.processing.fit_margin_ppm,
+        method=config.processing.integration,
+    )
+    by_role = {r.role: r for r in regions}
+    std = by_role["internal_standard"]
+    product = by_role["product"]
+    c_is = config.internal_standard.concentration
+    c_lim = config.limiting_reagent.concentration
+
+    concentrations: dict[str, float] = {}
+    integrals: dict[str, IntegralReport] = {}
+    yield_pct: float | None = None
+    yield_sd: float | None = None
+    conversion: float | None = None
+    per_nucleus_is = std.integral / std.nuclei if std.integral > 0 else float("nan")
+    for r in regions:
+        conc = (r.integral / r.nuclei) / per_nucleus_is * c_is if r.role != "internal_standard" else c_is
+        if math.isfinite(conc):
+            concentrations[r.name] = conc
+        integrals[r.name] = IntegralReport(
+            role=r.role,
+            name=r.name,
+            region_ppm=r.region,
+            nuclei=r.nuclei,
+            integral=r.integral,
+            window_integral=r.window_integral,
+            integral_sd=r.integral_sd,
+            snr=r.snr,
+            concentration_M=conc if math.isfinite(conc) else None,
+            fwhm_hz=r.fwhm_hz,
+            n_lines=len(r.lines),
+            line_centers_ppm=[ln.center_ppm for ln in r.lines],
+            phase_residual_deg=r.phase_residual_deg,
+            fit_chi=r.fit_chi,
+        )
+    c_product = concentrations.get(product.name)
+    if c_product is not None:
+        yield_pct = 100.0 * c_product / c_lim
+        rel_is = std.integral_sd / std.integral
+        sd_p = math.hypot(product.integral_sd, product.integral * rel_is)
+        yield_sd = 100.0 * (sd_p / product.nuclei) / per_nucleus_is * c_is / c_lim
+    substrate = by_role.get("substrate")
+    if substrate is not None and substrate.name in concentrations:
+        conversion = 100.0 * (1.0 - concentrations[substrate.name] / c_lim)
+
+    report = qc_rules.evaluate(
+        config,
+        spec,
+        reference,
+        regions,
+        yield_percent=yield_pct,
+        expected_is_integral=expected_is_integral,
+    )
+    throughput = None
+    if flow_rate_ml_min is not None and c_product is not None:
+        # mol/L × mL/min = mmol/min... ×1e-3 L/mL × 1e3 mmol/mol × 60 min/h
+        throughput = c_product * float(flow_rate_ml_min) * 60.0
+
+    ppm_d, int_d = decimate_for_plot(spec.ppm, spec.real, plot_points)
+    plot = PlotData(
+        ppm=ppm_d.tolist(),
+        intensity=int_d.tolist(),
+        regions=[
+            {"role": role, "name": sp.name, "lo": sp.lo, "hi": sp.hi} for role, sp in species
+        ],
+    )
+    rejected = report.status == "rejected"
+    return AnalysisResult(
+        status=report.status,
+        reasons=report.reasons,
+        yield_percent=None if rejected else yield_pct,
+        yield_sd_percent=None if rejected else yield_sd,
+        conversion_percent=None if rejected else conversion,
+        throughput_mmol_h=None if rejected else throughput,
+        concentrations_M=concentrations,
+        integrals=integrals,
+        snr={r.name: r.snr for r in regions},
+        processing=_processing_dict(spec, config),
+        software=software,
+        source=source,
+        nucleus=fid.nucleus,
+        plot=plot,
+        qc=report.metrics,
+    )
