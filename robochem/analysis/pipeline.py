@@ -162,7 +162,10 @@ def analyze_folder(
     conversion: float | None = None
     per_nucleus_is = std.integral / std.nuclei if std.integral > 0 else float("nan")
     for r in regions:
-        conc = (r.integral / r.nuclei) / per_nucleus_is * c_is if r.role != "internal_standard" else c_is
+        if r.role == "internal_standard":
+            conc = c_is
+        else:
+            conc = (r.integral / r.nuclei) / per_nucleus_is * c_is
         if math.isfinite(conc):
             concentrations[r.name] = conc
         integrals[r.name] = IntegralReport(
@@ -208,9 +211,7 @@ def analyze_folder(
     plot = PlotData(
         ppm=ppm_d.tolist(),
         intensity=int_d.tolist(),
-        regions=[
-            {"role": role, "name": sp.name, "lo": sp.lo, "hi": sp.hi} for role, sp in species
-        ],
+        regions=[{"role": role, "name": sp.name, "lo": sp.lo, "hi": sp.hi} for role, sp in species],
     )
     rejected = report.status == "rejected"
     return AnalysisResult(

@@ -8,6 +8,7 @@ from pathlib import Path
 import nmrglue as ng
 import numpy as np
 import pytest
+
 from robochem.simulator.nmr_files import write_spinsolve_folder
 from robochem.simulator.nmr_synth import Signal, b1_for_nucleus, synthesize_fid
 
@@ -57,8 +58,12 @@ def test_peak_positions_follow_sign_convention(tmp_path: Path) -> None:
     for shift in (1.0, 6.08, 9.5):
         fid = synthesize_fid([Signal(shift, 1, 1.0)], center_ppm=5.0, n_points=16384)
         folder = write_spinsolve_folder(
-            tmp_path / f"s{shift}", fid, nucleus="1H", b1_freq_mhz=43.49,
-            bandwidth_hz=5000.0, center_ppm=5.0,
+            tmp_path / f"s{shift}",
+            fid,
+            nucleus="1H",
+            b1_freq_mhz=43.49,
+            bandwidth_hz=5000.0,
+            center_ppm=5.0,
         )
         dic, data = ng.spinsolve.read(str(folder), specfile="data.1d")
         assert _peak_ppm(dic, data) == pytest.approx(shift, abs=0.01)
@@ -76,8 +81,14 @@ def test_spectrum_1d_and_jcamp(tmp_path: Path) -> None:
         linewidth_hz=2.0,
     )
     folder = write_spinsolve_folder(
-        tmp_path / "f", fid, nucleus="19F", b1_freq_mhz=b1, bandwidth_hz=20000.0,
-        center_ppm=-100.0, write_jcamp=True, protocol="1D FLUORINE HDEC",
+        tmp_path / "f",
+        fid,
+        nucleus="19F",
+        b1_freq_mhz=b1,
+        bandwidth_hz=20000.0,
+        center_ppm=-100.0,
+        write_jcamp=True,
+        protocol="1D FLUORINE HDEC",
     )
     dic, spec = ng.spinsolve.read(str(folder), specfile="spectrum.1d")
     ppm = dic["spectrum"]["xaxis"]
