@@ -252,6 +252,11 @@ class PhotoreactorSimulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def connections(self) -> int:
+        """Client connections accepted so far."""
+        return self.proxy.connections if self.proxy is not None else 0
+
     def disconnect_clients(self) -> None:
         if self.proxy is not None:
             self.proxy.disconnect_clients()

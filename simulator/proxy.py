@@ -98,6 +98,7 @@ class ModbusFaultProxy:
         self.faults = faults or FaultInjector()
         self.reply_allowed = reply_allowed or (lambda: True)
         self.received: list[bytes] = []
+        self.connections = 0  # client connections accepted so far
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -141,6 +142,7 @@ class ModbusFaultProxy:
     # -- serving -------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections += 1
         backend: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         buffer = b""
         try:
