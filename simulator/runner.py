@@ -182,12 +182,12 @@ async def run_until_stopped(
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises instead
             loop.add_signal_handler(sig, stop.set)
     async with platform:
+        if platform_out is not None:
+            platform.write_platform(platform_out)  # before the JSON line announces readiness
         if as_json:
             # The first line of stdout, so a parent process can read it and go.
             sys.stdout.write(json.dumps(platform.device_urls()) + "\n")
             sys.stdout.flush()
-        if platform_out is not None:
-            platform.write_platform(platform_out)
         _print_summary(platform, platform_out)
         await stop.wait()
 
