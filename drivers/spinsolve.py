@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from robochem.clock import Clock, get_clock
 from robochem.drivers.base import Acquisition, HardwareInfo, NMRSpectrometer, ShimResult
 from robochem.drivers.errors import (
     CommunicationError,
@@ -45,8 +46,6 @@ from robochem.drivers.errors import (
     SetpointRejected,
 )
 from robochem.drivers.transport import parse_url, wire_log
-
-from robochem.clock import Clock, get_clock
 
 log = logging.getLogger("robochem.drivers.spinsolve")
 

@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from robochem.clock import Clock
 from robochem.simulator.base import FaultKind, StreamSimulator
 from robochem.simulator.nmr_files import write_acqu_par, write_spinsolve_folder
 from robochem.simulator.nmr_synth import Signal, b1_for_nucleus, synthesize_fid
-
-from robochem.clock import Clock
 
 log = logging.getLogger("robochem.simulator.spinsolve")
 
