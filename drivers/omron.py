@@ -99,8 +99,6 @@ class OmronE5CC(TemperatureController):
             log.warning("%s: driver not yet verified against real hardware", self.name)
         await self.transport.open()
         await self._op(CMD_COMM_WRITING, 1)
-        # RAM write mode keeps frequent setpoint changes out of non-volatile memory.
-        await self._op(CMD_WRITE_MODE, 1)
         status = await self._status32()
         if not status & (1 << BIT_COMM_WRITING):
             raise DeviceFault(
@@ -108,6 +106,8 @@ class OmronE5CC(TemperatureController):
                 device=self.name,
                 code="comm-writing-off",
             )
+        # RAM write mode keeps frequent setpoint changes out of non-volatile memory.
+        await self._op(CMD_WRITE_MODE, 1)
         if self.stop_on_connect:
             await self.stop_control()
 
