@@ -39,6 +39,10 @@ from robochem.drivers.errors import (
 wire_log = logging.getLogger("robochem.drivers.wire")
 
 #: Given the bytes received so far, return the length of the first complete reply, or 0.
+#: A negative length -n means "complete at n unless more bytes follow within the transport's
+#: ``settle_s``": for protocols whose end marker can also begin a longer reply (Harvard's
+#: ``NN:`` prompt vs an ``NN:``-prefixed text line), so a reply split across reads is not
+#: cut short.
 ReplyFramer = Callable[[bytes], int]
 
 SERIAL_OPTIONS = {"baudrate": int, "bytesize": int, "parity": str, "stopbits": float}
@@ -145,6 +149,9 @@ def _modbus_options(query: dict[str, str], url: str, *, serial: bool) -> dict[st
 class ByteTransport(abc.ABC):
     """A lock-guarded request/reply byte stream with reconnect."""
 
+    #: Quiet time (wall s) that confirms a tentatively complete reply (negative framer result).
+    settle_s: float = 0.05
+
     def __init__(self, url: str, *, name: str = "", timeout_s: float = 2.0) -> None:
         self.url = url
         self.name = name or url
@@ -240,6 +247,12 @@ class ByteTransport(abc.ABC):
     async def _read_reply(self, framer: ReplyFramer) -> bytes:
         while True:
             n = framer(self._buffer)
+            if n < 0:
+                more = await self._read_within(self.settle_s)
+                if more:
+                    self._buffer += more
+                    continue
+                n = -n
             if n:
                 reply, self._buffer = self._buffer[:n], self._buffer[n:]
                 return reply
@@ -252,6 +265,17 @@ class ByteTransport(abc.ABC):
     @abc.abstractmethod
     async def _drain_stale(self) -> None:
         """Discard bytes that arrived unasked (late replies of an earlier exchange)."""
+
+    async def _read_within(self, wait_s: float) -> bytes:
+        """Bytes arriving within ``wait_s`` (b"" if none); never loses data on timeout."""
+        try:
+            chunk = await asyncio.wait_for(self._read_some(), wait_s)
+        except TimeoutError:
+            return b""
+        if not chunk:
+            await self.close()
+            raise ConnectionLost("connection closed by the device", device=self.name)
+        return chunk
 
     async def read_unsolicited(self, framer: ReplyFramer, timeout_s: float) -> bytes:
         """Read one more framed message without sending (for notification streams)."""
@@ -374,6 +398,19 @@ class SerialTransport(ByteTransport):
     async def _drain_stale(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self._port.reset_input_buffer)
+
+    async def _read_within(self, wait_s: float) -> bytes:
+        # Cancelling a read running in a worker thread would drop what it reads: wait, then
+        # take only what is already waiting.
+        import serial
+
+        await asyncio.sleep(wait_s)
+        port = self._port
+        try:
+            waiting = port.in_waiting
+            return await asyncio.to_thread(port.read, waiting) if waiting else b""
+        except serial.SerialException as exc:
+            raise OSError(str(exc)) from exc
 
 
 def open_byte_transport(url: str, *, name: str = "", timeout_s: float = 2.0) -> ByteTransport:
