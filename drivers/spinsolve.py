@@ -9,8 +9,9 @@ the documents: ``StatusNotification``s (State / Progress / Completed / Error) go
 notification queue, everything else is a reply to the one request in flight. Messages
 can arrive late, out of order or unsolicited, so:
 
-* stale replies are discarded before each request and replies with another tag are
-  skipped while waiting;
+* a reply goes to the oldest request waiting for a reply with its tag (so a status query
+  can run while a shim request waits minutes for its answer); a reply nobody waits for
+  is stale and dropped;
 * stale notifications are flushed before ``Start``, notifications for another protocol
   are ignored, and a terminal notification (``Completed``) counts only after this run was
   seen to start (``State Running`` or ``Progress``).
@@ -28,6 +29,7 @@ import contextlib
 import logging
 import math
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +91,13 @@ class _Item:
 
 
 class _Link:
-    """One TCP connection with its reader task and the queues it fills."""
+    """One TCP connection, its reader task, the requests waiting for replies (by reply
+    tag, oldest first) and the queue of notifications."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.replies: asyncio.Queue[_Item] = asyncio.Queue()
+        self.waiters: dict[str, deque[asyncio.Future[ET.Element]]] = {}
         self.notes: asyncio.Queue[_Item] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.closed = False
@@ -102,6 +105,22 @@ class _Link:
     @property
     def alive(self) -> bool:
         return not self.closed and not self.writer.is_closing()
+
+    def deliver(self, reply: ET.Element) -> bool:
+        queue = self.waiters.get(reply.tag)
+        while queue:
+            future = queue.popleft()
+            if not future.done():
+                future.set_result(reply)
+                return True
+        return False
+
+    def fail_waiters(self, make_error: Callable[[], DeviceError]) -> None:
+        for queue in self.waiters.values():
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_exception(make_error())
 
 
 def _flush(queue: asyncio.Queue[_Item]) -> int:
@@ -207,7 +226,7 @@ class SpinsolveNMR(NMRSpectrometer):
         self._clock = clock
         self._link: _Link | None = None
         self._connect_lock = asyncio.Lock()
-        self._io_lock = asyncio.Lock()  # one request awaiting its reply at a time
+        self._write_lock = asyncio.Lock()  # whole messages, in call order
         self._op_lock = asyncio.Lock()  # one acquisition or shim at a time
         self._options: dict[str, dict[str, list[str]]] | None = None
         self._abort_requested = False
@@ -261,6 +280,8 @@ class SpinsolveNMR(NMRSpectrometer):
         if link is None:
             return
         link.closed = True
+        link.fail_waiters(lambda: ConnectionLost("link closed (an earlier request timed out "
+                                                 "or the driver disconnected)", device=self.name))
         if link.task is not None:
             link.task.cancel()
             with contextlib.suppress(BaseException):
@@ -317,8 +338,8 @@ class SpinsolveNMR(NMRSpectrometer):
         finally:
             if not link.closed:  # not our own close: tell every waiter
                 link.closed = True
-                for queue in (link.replies, link.notes):
-                    queue.put_nowait(_Item(error=ConnectionLost(reason, device=self.name)))
+                link.fail_waiters(lambda: ConnectionLost(reason, device=self.name))
+                link.notes.put_nowait(_Item(error=ConnectionLost(reason, device=self.name)))
 
     def _dispatch(self, link: _Link, raw: bytes) -> None:
         wire_log.debug("%s << %r", self.name, raw)
@@ -331,11 +352,13 @@ class SpinsolveNMR(NMRSpectrometer):
             if root.tag != "Message" or len(root) == 0:
                 problem = f"expected <Message> with one child, got <{root.tag}>"
         if root is None or problem is not None:
-            # Whoever waits (for a reply or for notifications) hears of it; the other
-            # queue is flushed before its next use.
-            for queue in (link.replies, link.notes):
-                queue.put_nowait(_Item(error=GarbledReply(
-                    f"{problem}: {raw[:200]!r}", device=self.name)))
+            # It may have been any reply or notification: everyone waiting hears of it
+            # (the notification queue is flushed before the next Start).
+            def garbled() -> GarbledReply:
+                return GarbledReply(f"{problem}: {raw[:200]!r}", device=self.name)
+
+            link.fail_waiters(garbled)
+            link.notes.put_nowait(_Item(error=garbled()))
             return
         body = root[0]
         if body.tag == "StatusNotification":
@@ -346,56 +369,48 @@ class SpinsolveNMR(NMRSpectrometer):
         elif body.tag == "CompletedNotificationType":  # a form AnalyticalLabware accepts
             event = ET.Element("Completed", body.attrib)
             link.notes.put_nowait(_Item(element=event))
-        else:
-            link.replies.put_nowait(_Item(element=body))
+        elif not link.deliver(body):
+            wire_log.debug("%s: dropped <%s> that no request waits for", self.name, body.tag)
 
     # -- writing and requests --------------------------------------------------------
     async def _send(self, link: _Link, child: ET.Element) -> None:
         data = _message(child)
-        wire_log.debug("%s >> %r", self.name, data)
-        try:
-            link.writer.write(data)
-            await asyncio.wait_for(link.writer.drain(), self.timeout_s)
-        except (OSError, TimeoutError) as exc:
-            await self._close_link()
-            raise ConnectionLost(f"write failed: {exc!r}", device=self.name) from exc
+        async with self._write_lock:
+            wire_log.debug("%s >> %r", self.name, data)
+            try:
+                link.writer.write(data)
+                await asyncio.wait_for(link.writer.drain(), self.timeout_s)
+            except (OSError, TimeoutError) as exc:
+                await self._close_link()
+                raise ConnectionLost(f"write failed: {exc!r}", device=self.name) from exc
 
     async def _command(self, child: ET.Element) -> None:
         """Send a message that has no reply (Set, Abort)."""
-        async with self._io_lock:
-            link = await self._ensure_link()
-            await self._send(link, child)
+        link = await self._ensure_link()
+        await self._send(link, child)
 
     async def _request(
         self, child: ET.Element, expect: str, *, timeout_s: float | None = None
     ) -> ET.Element:
         """Send ``child`` and return the reply element tagged ``expect``."""
         timeout = timeout_s if timeout_s is not None else self.timeout_s
-        async with self._io_lock:
-            link = await self._ensure_link()
-            stale = _flush(link.replies)
-            if stale:
-                wire_log.debug("%s: discarded %d stale replies", self.name, stale)
+        link = await self._ensure_link()
+        future: asyncio.Future[ET.Element] = asyncio.get_running_loop().create_future()
+        link.waiters.setdefault(expect, deque()).append(future)
+        try:
             await self._send(link, child)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            while True:
-                try:
-                    item = await asyncio.wait_for(link.replies.get(), deadline - loop.time())
-                except TimeoutError as exc:
-                    # The device state is unknown (and a late reply would be read as the
-                    # next one): the next call starts on a fresh connection.
-                    await self._close_link()
-                    raise ReplyTimeout(
-                        f"no <{expect}> to <{child.tag}> within {timeout:g} s", device=self.name
-                    ) from exc
-                if item.error is not None:
-                    raise item.error
-                assert item.element is not None
-                if item.element.tag == expect:
-                    return item.element
-                wire_log.debug("%s: skipped unexpected <%s> while waiting for <%s>",
-                               self.name, item.element.tag, expect)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            # The device state is unknown, and a late reply would be taken for the next
+            # one: the next call starts on a fresh connection.
+            await self._close_link()
+            raise ReplyTimeout(
+                f"no <{expect}> to <{child.tag}> within {timeout:g} s", device=self.name
+            ) from exc
+        finally:
+            queue = link.waiters.get(expect)
+            if queue is not None and future in queue:
+                queue.remove(future)
 
     def _check_error(self, reply: ET.Element, what: str) -> None:
         error = reply.get("error")
@@ -679,12 +694,11 @@ class SpinsolveNMR(NMRSpectrometer):
         start = ET.Element("Start", protocol=protocol)
         for name, value in options.items():
             ET.SubElement(start, "Option", name=name, value=value)
-        async with self._io_lock:
-            link = await self._ensure_link()
-            stale = _flush(link.notes)
-            if stale:
-                wire_log.debug("%s: flushed %d stale notifications before Start", self.name, stale)
-            await self._send(link, start)
+        link = await self._ensure_link()
+        stale = _flush(link.notes)
+        if stale:
+            wire_log.debug("%s: flushed %d stale notifications before Start", self.name, stale)
+        await self._send(link, start)
         loop = asyncio.get_running_loop()
         sent = loop.time()
         run_deadline = sent + self.clock.wall_seconds(budget_s) + self.start_timeout_s
