@@ -1,0 +1,318 @@
+"""ModbusLedSource and ModbusPhotoreactor against the photoreactor simulator (devices.md §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import types
+from collections.abc import AsyncIterator
+
+import pytest
+
+from robochem.clock import Clock
+from robochem.drivers import open_device
+from robochem.drivers.errors import CommunicationError, DeviceFault, SetpointRejected
+from robochem.drivers.led import ModbusLedSource, ModbusPhotoreactor
+from robochem.drivers.transport import ModbusError
+from robochem.simulator.modbus_reactor import PhotoreactorSimulator
+
+TIMEOUT = 0.3
+
+
+def crc(frame: bytes) -> bytes:
+    value = 0xFFFF
+    for byte in frame:
+        value ^= byte
+        for _ in range(8):
+            value = (value >> 1) ^ 0xA001 if value & 1 else value >> 1
+    return bytes([value & 0xFF, value >> 8])
+
+
+def rtu(hex_pdu: str) -> bytes:
+    frame = bytes.fromhex(hex_pdu)
+    return frame + crc(frame)
+
+
+h = bytes.fromhex
+LED_ON = h("01 06 30 00 00 01 47 0A")
+LED_OFF = h("01 06 30 00 00 00 86 CA")
+LED_SP_50 = h("01 06 30 01 01 F4 D7 1D")
+READ_LED_BLOCK = h("01 03 30 00 00 0A CA CD")
+READ_FLUX = h("01 03 30 10 00 02 CA CE")
+WATCHDOG_5 = h("01 06 30 08 00 05 C7 0B")
+FAN_ON = rtu("01 06 30 05 00 01")
+STOP = h("01 06 00 00 01 01 49 9A")
+
+
+@pytest.fixture(autouse=True)
+def _fast_socket_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyserial's socket:// close() sleeps 0.3 s "for quick reconnects"; not needed here."""
+    from serial.urlhandler import protocol_socket
+
+    monkeypatch.setattr(protocol_socket, "time", types.SimpleNamespace(sleep=lambda s: None))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(speed=20.0)
+
+
+@pytest.fixture
+async def sim(clock: Clock) -> AsyncIterator[PhotoreactorSimulator]:
+    async with PhotoreactorSimulator(clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+async def led(sim: PhotoreactorSimulator, clock: Clock) -> AsyncIterator[ModbusLedSource]:
+    async with ModbusLedSource(sim.url(), timeout_s=TIMEOUT, watchdog_s=5, clock=clock) as dev:
+        yield dev
+
+
+async def wait_until(predicate, seconds: float = 2.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return bool(predicate())
+
+
+async def test_connect_switches_the_light_off(sim: PhotoreactorSimulator, clock: Clock) -> None:
+    sim.fan_on = True
+    sim.led_enabled = True
+    async with ModbusLedSource(sim.url(), timeout_s=TIMEOUT, clock=clock):
+        assert sim.received == [LED_OFF]
+        assert not sim.led_enabled
+
+
+async def test_wavelength_expectation(sim: PhotoreactorSimulator, clock: Clock) -> None:
+    async with ModbusLedSource(sim.url(), timeout_s=TIMEOUT, wavelength_nm=450, clock=clock):
+        assert sim.received[-1] == rtu("01 03 30 03 00 01")
+    led = ModbusLedSource(sim.url(), timeout_s=TIMEOUT, wavelength_nm=365, clock=clock)
+    with pytest.raises(DeviceFault, match="450 nm, expected 365"):
+        await led.connect()
+    await led.disconnect()
+
+
+async def test_set_intensity_golden_frame(led: ModbusLedSource, sim) -> None:
+    assert await led.set_intensity(50.0) == 50.0
+    assert sim.received[-1] == LED_SP_50
+    assert sim.led_setpoint_permille == 500
+    assert await led.get_setpoint() == 50.0
+    assert await led.set_intensity(33.33) == 33.3  # 0.1 % resolution
+    assert await led.set_intensity(100) == 100.0
+    assert sim.received[-1] == rtu("01 06 30 01 03 E8")
+
+
+@pytest.mark.parametrize("value", [-0.1, 100.05, 150, math.inf, math.nan])
+async def test_intensity_out_of_range_rejected_before_sending(
+    led: ModbusLedSource, sim: PhotoreactorSimulator, value: float
+) -> None:
+    before = list(sim.received)
+    with pytest.raises(SetpointRejected, match=r"0\.0\.\.100\.0") as info:
+        await led.set_intensity(value)
+    assert sim.received == before
+    assert info.value.unit == "%"
+
+
+async def test_light_on_sequence_and_off(led: ModbusLedSource, sim, clock: Clock) -> None:
+    await led.set_intensity(50)
+    n = len(sim.received)
+    await led.light_on()
+    assert sim.received[n:] == [FAN_ON, WATCHDOG_5, rtu("01 06 30 09 00 01"), LED_ON]
+    assert sim.led_enabled and sim.fan_on
+    assert await wait_until(lambda: sim.led_output_percent == 50.0)
+    assert await led.get_intensity() == 50.0
+    await led.light_off()
+    assert sim.received[-1] == LED_OFF
+    assert not sim.led_enabled
+    assert await led.get_intensity() == 0.0
+
+
+async def test_without_watchdog_no_heartbeat_is_sent(sim, clock: Clock) -> None:
+    async with ModbusLedSource(sim.url(), timeout_s=TIMEOUT, watchdog_s=0, clock=clock) as led:
+        await led.light_on()
+        assert sim.received[1:] == [FAN_ON, LED_ON]
+        await asyncio.sleep(0.1)
+        assert sim.received[-1] == LED_ON
+    with pytest.raises(ValueError, match="watchdog_s"):
+        ModbusLedSource(sim.url(), watchdog_s=601)
+
+
+async def test_lamp_status_reads_the_documented_blocks(led: ModbusLedSource, sim) -> None:
+    await led.set_intensity(50)
+    await led.light_on()
+    assert await wait_until(lambda: sim.led_output_percent == 50.0)
+    n = len(sim.received)
+    status = await led.lamp_status()
+    assert [f for f in sim.received[n:] if f[1] == 3] == [READ_LED_BLOCK, READ_FLUX]
+    assert status.enabled
+    assert status.intensity_percent == 50.0
+    assert status.faults == ()
+    assert status.wavelength_nm == 450.0
+    assert status.photon_flux_umol_s == pytest.approx(25.0)
+    assert status.heatsink_temperature_c == pytest.approx(sim.heatsink_c, abs=0.5)
+    assert await led.get_photon_flux() == pytest.approx(25.0)
+    assert await led.get_wavelength() == 450.0
+
+
+async def test_door_open_refusal_names_the_cause(led: ModbusLedSource, sim) -> None:
+    sim.set_door_open(True)
+    with pytest.raises(DeviceFault, match="door_open") as info:
+        await led.light_on()
+    assert info.value.code == "interlock"
+    assert not sim.led_enabled
+    assert led._heartbeat_task is None
+    sim.set_door_open(False)
+    await led.light_on()
+    assert sim.led_enabled
+
+
+async def test_door_opened_while_on_reported(led: ModbusLedSource, sim) -> None:
+    await led.light_on()
+    sim.set_door_open(True)
+    status = await led.lamp_status()
+    assert not status.enabled and status.faults == ("door_open",)
+    with pytest.raises(DeviceFault, match="door_open"):
+        await led.check_faults()
+
+
+async def test_latched_lamp_failure_and_clearing(led: ModbusLedSource, sim) -> None:
+    await led.light_on()
+    sim.set_lamp_failure(True)
+    assert (await led.lamp_status()).faults == ("led_fault",)
+    with pytest.raises(DeviceFault, match=r"led_fault.*latched"):
+        await led.light_on()
+    sim.set_lamp_failure(False)
+    assert await led.clear_faults() == ()
+    await led.light_on()
+    assert sim.led_enabled
+
+
+async def test_overtemperature_switches_off(led: ModbusLedSource, sim) -> None:
+    await led.light_on()
+    sim.set_led_overtemperature(True)
+    status = await led.lamp_status()
+    assert not status.enabled and "led_overtemperature" in status.faults
+    assert status.heatsink_temperature_c is not None and status.heatsink_temperature_c > 70
+    with pytest.raises(DeviceFault, match="led_overtemperature"):
+        await led.check_faults()
+    sim.set_led_overtemperature(False)
+    assert await led.clear_faults() == ()
+
+
+async def test_heartbeat_keeps_the_light_on_and_a_dead_host_turns_it_off(
+    sim: PhotoreactorSimulator, clock: Clock
+) -> None:
+    async with ModbusLedSource(sim.url(), timeout_s=TIMEOUT, watchdog_s=1, clock=clock) as led:
+        await led.light_on()
+        await asyncio.sleep(0.4)  # 8 simulated seconds: 8 watchdog periods
+        assert sim.led_enabled and sim.heartbeat > 5
+        # The host "crashes": the heartbeat stops without switching the light off.
+        assert led._heartbeat_task is not None
+        led._heartbeat_task.cancel()
+        await asyncio.sleep(0.15)  # 3 simulated seconds
+        status = await led.lamp_status()
+        assert not status.enabled and status.faults == ("watchdog_tripped",)
+        assert not sim.led_enabled
+
+
+async def test_heartbeat_failure_is_recorded(led: ModbusLedSource, sim) -> None:
+    await led.light_on()
+    sim.faults.inject("device_error", count=None)  # every reply is exception 04
+    assert await wait_until(lambda: led.heartbeat_error is not None, 2.0)
+    sim.faults.clear()
+    with pytest.raises(DeviceFault, match="heartbeat"):
+        await led.check_faults()
+
+
+async def test_disconnect_stops_the_heartbeat(led: ModbusLedSource, sim) -> None:
+    await led.light_on()
+    task = led._heartbeat_task
+    await led.disconnect()
+    assert task is not None and task.done()
+
+
+# -- faults --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["no_reply", "garbled", "late_reply"])
+async def test_link_faults_raise_communication_error(
+    led: ModbusLedSource, sim: PhotoreactorSimulator, kind: str
+) -> None:
+    sim.faults.inject(kind, delay_s=2 * TIMEOUT)
+    start = time.monotonic()
+    with pytest.raises(CommunicationError):
+        await led.set_intensity(20)
+    assert time.monotonic() - start < TIMEOUT + 1.2
+    await asyncio.sleep(2 * TIMEOUT)
+    assert await led.set_intensity(30) == 30.0
+    assert await led.get_setpoint() == 30.0
+
+
+async def test_dropped_connection_reconnects(led: ModbusLedSource, sim) -> None:
+    sim.faults.inject("drop")
+    with pytest.raises(CommunicationError):
+        await led.light_off()
+    assert await led.set_intensity(30) == 30.0
+    assert sim.connections >= 2  # a new connection (pymodbus may also redial by itself)
+
+
+async def test_device_error_reply(led: ModbusLedSource, sim) -> None:
+    sim.faults.inject("device_error")
+    with pytest.raises(ModbusError) as info:
+        await led.set_intensity(10)
+    assert info.value.exception_code == 4
+    assert await led.set_intensity(10) == 10.0
+
+
+# -- the photoreactor box --------------------------------------------------------------
+
+
+@pytest.fixture
+async def reactor(sim: PhotoreactorSimulator, clock: Clock) -> AsyncIterator[ModbusPhotoreactor]:
+    async with ModbusPhotoreactor(sim.url(), timeout_s=TIMEOUT, clock=clock) as box:
+        yield box
+
+
+async def test_photoreactor_shares_one_connection(reactor: ModbusPhotoreactor, sim) -> None:
+    assert reactor.light.transport is reactor.temperature.transport is reactor.transport
+    assert sim.received[0] == LED_OFF  # the light is made safe first
+    assert sim.received[-1] == STOP
+    await reactor.light.set_intensity(40)
+    await reactor.temperature.set_setpoint(35)
+    await reactor.light.light_on()
+    await reactor.temperature.run()
+    assert sim.led_enabled and sim.running and sim.setpoint_c == 35.0
+    assert sim.connections == 1
+
+
+async def test_photoreactor_emergency_stop_light_first(reactor: ModbusPhotoreactor, sim) -> None:
+    await reactor.light.light_on()
+    await reactor.temperature.run()
+    n = len(sim.received)
+    await reactor.emergency_stop()
+    assert sim.received[n:] == [LED_OFF, STOP]
+    assert not sim.led_enabled and not sim.running
+
+
+async def test_open_device_names(sim: PhotoreactorSimulator, clock: Clock) -> None:
+    async with open_device("modbus-photoreactor", sim.url(), clock=clock, name="r1") as box:
+        assert isinstance(box, ModbusPhotoreactor)
+        assert box.light.name == "r1.light" and box.temperature.name == "r1.temperature"
+        assert await box.is_reachable()
+        assert 0 < await box.temperature.get_temperature() < 60
+    async with open_device("modbus-led", sim.url(), clock=clock) as led:
+        assert isinstance(led, ModbusLedSource)
+        assert not (await led.lamp_status()).enabled
+
+
+async def test_modbus_tcp_photoreactor(clock: Clock) -> None:
+    sim = PhotoreactorSimulator(clock=clock, modbus_tcp=True)
+    async with sim, ModbusPhotoreactor(sim.url(), timeout_s=TIMEOUT, clock=clock) as box:
+        await box.light.set_intensity(50)
+        assert sim.received[-1][2:] == h("00 00 00 06 01 06 30 01 01 F4")
+        await box.light.light_on()
+        assert (await box.light.lamp_status()).enabled
