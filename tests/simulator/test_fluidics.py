@@ -91,13 +91,42 @@ def test_stopped_flow_keeps_the_cell_and_still_irradiates_the_reactor() -> None:
 
     path = path_with_inlets()
     path.set_flow("substrate", 1.0)
-    run(path, 400)
+    run(path, 400, react=record)
     before = path.contents("nmr_cell")
+    exposure_before = sum(p.reactor_time_s for p in path.plugs)
     path.set_flow("substrate", 0.0)
+    path.flush_reactions()
     seen.clear()
     run(path, 60, react=record)
     assert path.contents("nmr_cell") == before
-    assert sum(seen) > 0
+    path.flush_reactions()
+    in_reactor = path.contents("reactor")
+    assert in_reactor.liquid_fraction == pytest.approx(1.0)
+    # Every plug in the coil got the minute of light, weighted by how much of it is inside.
+    lo, hi = path.bounds("reactor")
+    inside = sum(
+        (min(hi, p.head_ml) - max(lo, p.tail_ml)) / p.volume_ml
+        for p in path.plugs
+        if p.head_ml > lo and p.tail_ml < hi
+    )
+    gained = sum(p.reactor_time_s for p in path.plugs) - exposure_before
+    assert inside > 40
+    assert gained == pytest.approx(60 * inside, rel=1e-9)
+    assert sum(seen) == pytest.approx(gained)
+
+
+def test_exposure_is_integrated_once_per_plug_not_once_per_step() -> None:
+    calls = []
+
+    def count(conc: dict[str, float], dt: float) -> dict[str, float]:
+        calls.append(dt)
+        return conc
+
+    path = path_with_inlets()
+    path.set_flow("substrate", 0.39)
+    run(path, 1200, dt=1.0, react=count)
+    plugs_through = len([p for p in path.exited if p.entered_at_s > 0]) + len(path.plugs)
+    assert len(calls) < 3 * plugs_through
 
 
 def test_gas_segmented_slug_reaches_the_cell_and_a_bubble_shows_as_missing_liquid() -> None:
