@@ -54,6 +54,9 @@ class Spectrum:
     baseline_coefficients: list[float]
     reference_shift_ppm: float = 0.0
     n_phase_clusters: int = 0
+    #: spectral points per statistically independent noise sample (zero filling and
+    #: apodization correlate neighbours): size·Σa²/(Σa)² for the FID window a
+    noise_correlation: float = 1.0
 
     @property
     def hz_per_point(self) -> float:
@@ -194,10 +197,11 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
     data -= dc
     data[0] *= 0.5
     lb = opts.line_broadening_hz
-    if lb > 0:
-        data *= np.exp(-np.pi * lb * np.arange(n) / fid.sw_hz)
+    apod = np.exp(-np.pi * lb * np.arange(n) / fid.sw_hz) if lb > 0 else np.ones(n)
+    data *= apod
     size = max(opts.zero_fill, 2 * n)
     size = 1 << int(np.ceil(np.log2(size)))
+    correlation = float(size * np.sum(apod * apod) / np.sum(apod) ** 2)
     # nmrglue's zf_size + fft (NMR order), with scipy's threaded FFT
     spec = np.fft.fftshift(scipy.fft.fft(data, n=size, workers=2))
 
@@ -248,4 +252,5 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
         baseline=method,
         baseline_coefficients=coeffs,
         n_phase_clusters=n_clusters,
+        noise_correlation=correlation,
     )

@@ -107,21 +107,34 @@ def find_reference(spec: Spectrum, standard: InternalStandard) -> Reference:
 
 
 def _basis(x: np.ndarray, centers: np.ndarray, gamma: float, theta: float) -> np.ndarray:
+    out = np.empty((x.size, centers.size + 1))
     d = x[:, None] - centers[None, :]
     den = 1.0 / (gamma * gamma + d * d)
-    lor = (gamma / np.pi) * den
-    dis = (d / np.pi) * den
-    cols = np.cos(theta) * lor + np.sin(theta) * dis
-    return np.hstack((cols, np.ones((x.size, 1))))
+    # cos θ·L + sin θ·D with unit-area L = (γ/π)/(γ²+d²) and D = (d/π)/(γ²+d²)
+    out[:, :-1] = (np.cos(theta) * gamma + np.sin(theta) * d) * den * (1.0 / np.pi)
+    out[:, -1] = 1.0
+    return out
 
 
 def _solve_linear(basis: np.ndarray, y: np.ndarray) -> np.ndarray:
+    gram = basis.T @ basis
+    try:
+        coef = np.linalg.solve(gram, basis.T @ y)
+        if np.all(np.isfinite(coef)):
+            return coef
+    except np.linalg.LinAlgError:
+        pass
     coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
     return coef
 
 
 def _fit(
-    x: np.ndarray, y: np.ndarray, centers: np.ndarray, gamma: float, theta: float
+    x: np.ndarray,
+    y: np.ndarray,
+    centers: np.ndarray,
+    gamma: float,
+    theta: float,
+    gamma_bounds: tuple[float, float] = (0.02, 50.0),
 ) -> tuple[np.ndarray, float, float, np.ndarray]:
     """Fit centres, width and phase; return (centres, gamma, theta, linear coefficients)."""
     k = centers.size
@@ -136,13 +149,44 @@ def _fit(
         return b @ _solve_linear(b, y) - y
 
     p0 = np.concatenate(([np.log(gamma), theta], centers))
-    lo = np.concatenate(([np.log(0.02), -np.pi / 2], np.full(k, x.min() - 0.1 * span)))
-    hi = np.concatenate(([np.log(50.0), np.pi / 2], np.full(k, x.max() + 0.1 * span)))
+    g_lo, g_hi = np.log(gamma_bounds[0]), np.log(gamma_bounds[1])
+    lo = np.concatenate(([g_lo, -np.pi / 2], np.full(k, x.min() - 0.1 * span)))
+    hi = np.concatenate(([g_hi, np.pi / 2], np.full(k, x.max() + 0.1 * span)))
     p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
-    sol = least_squares(resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=60 * (k + 2))
+    sol = least_squares(
+        resid, p0, bounds=(lo, hi), x_scale="jac", max_nfev=60 * (k + 2), ftol=1e-12, xtol=1e-10
+    )
     c, g, t = unpack(sol.x)
     coef = _solve_linear(_basis(x, c, g, t), y)
     return c, g, t, coef
+
+
+def _area_covariance(
+    x: np.ndarray,
+    centers: np.ndarray,
+    gamma: float,
+    theta: float,
+    coef: np.ndarray,
+    noise_var: float,
+) -> np.ndarray:
+    """Covariance of the line areas from the full Jacobian (linear and non-linear)."""
+    k = centers.size
+    basis = _basis(x, centers, gamma, theta)
+    base = basis @ coef
+    cols = [basis]
+    eps_g = 1e-4 * gamma
+    cols.append(((_basis(x, centers, gamma + eps_g, theta) @ coef - base) / eps_g)[:, None])
+    cols.append(((_basis(x, centers, gamma, theta + 1e-4) @ coef - base) / 1e-4)[:, None])
+    for i in range(k):
+        shifted = centers.copy()
+        shifted[i] += 1e-4 * gamma
+        cols.append(((_basis(x, shifted, gamma, theta) @ coef - base) / (1e-4 * gamma))[:, None])
+    jac = np.hstack(cols)
+    try:
+        cov = np.linalg.pinv(jac.T @ jac) * noise_var
+    except np.linalg.LinAlgError:
+        return np.full((k, k), np.nan)
+    return cov[:k, :k]
 
 
 def _seed_peaks(y: np.ndarray, sigma: float, min_sep: int) -> np.ndarray:
@@ -190,6 +234,136 @@ def _window_integral(spec: Spectrum, lo: float, hi: float) -> tuple[float, int]:
     return float(np.trapezoid(spec.real[i0:i1]) * spec.ppm_per_point), i1 - i0
 
 
+#: widths allowed for other windows, relative to the internal standard's fitted width
+#: (one shim broadens every line alike; this stops a few wide lines standing in for an
+#: unresolved multiplet, whose tails would then inflate the area)
+WIDTH_RATIO_BOUNDS = (0.6, 2.5)
+
+
+@dataclass
+class _Peak:
+    index: float
+    value: complex  # complex spectrum at the top (after phasing)
+    gamma_pts: float
+
+
+def _strong_peaks(spec: Spectrum, limit: int = 64) -> list[_Peak]:
+    """Tallest lines of the whole spectrum, to model their tails inside other windows."""
+    real = spec.real
+    sigma = spec.noise_sd
+    if not sigma > 0:
+        return []
+    core = real[1:-1]
+    thr = max(20.0 * sigma, 0.01 * float(real.max()))
+    cand = np.flatnonzero((core > thr) & (core > real[:-2]) & (core >= real[2:])) + 1
+    if cand.size == 0:
+        return []
+    cand = cand[np.argsort(real[cand])[::-1][:limit]]
+    out = []
+    for k in cand:
+        half = real[k] / 2.0
+        left = real[max(k - 4000, 0) : k][::-1]
+        right = real[k + 1 : k + 4001]
+        bl = np.flatnonzero(left <= half)
+        br = np.flatnonzero(right <= half)
+        if bl.size == 0 or br.size == 0:
+            continue
+        g = float(min(bl[0], br[0])) + 0.5
+        span = int(3 * g) + 1
+        if k - span < 0 or k + span >= real.size:
+            continue
+        if max(real[k - span], real[k + span]) > 0.3 * real[k] or g > 10.0 / spec.hz_per_point:
+            continue  # not a line of its own (a bump on a flank) or implausibly broad
+        out.append(_Peak(float(k), complex(real[k], spec.imag[k]), max(g, 0.5)))
+    return out
+
+
+def _external_tails(peaks: list[_Peak], i0: int, i1: int) -> np.ndarray:
+    """Sum of the tails of ``peaks`` outside ``[i0, i1)`` over that index range."""
+    idx = np.arange(i0, i1, dtype=float)
+    out = np.zeros(idx.size)
+    for p in peaks:
+        if i0 <= p.index < i1:
+            continue
+        # absorption tail only: the imaginary part at a line's top is contaminated by
+        # its neighbours' dispersion, and a wrong 1/d dispersion tail reaches far
+        g2 = p.gamma_pts * p.gamma_pts
+        out += p.value.real * g2 / (g2 + (idx - p.index) ** 2)
+    return out
+
+
+@dataclass
+class _WindowFit:
+    lines: list[FitLine]
+    areas: np.ndarray
+    cov: np.ndarray
+    gamma: float
+    theta: float
+    chi: float | None
+
+
+def _fit_window(
+    spec: Spectrum,
+    i0: int,
+    i1: int,
+    gamma_bounds: tuple[float, float],
+    background: np.ndarray | None = None,
+) -> _WindowFit:
+    sigma = spec.noise_sd
+    hz_pp = spec.hz_per_point
+    ppm_pp = spec.ppm_per_point
+    y = spec.real[i0:i1]
+    if background is not None:
+        y = y - background
+    x = (np.arange(i0, i1, dtype=float) - 0.5 * (i0 + i1)) * hz_pp
+    # zero filling only interpolates: fit every ``step``-th point (same information)
+    step = max(spec.size // max(spec.n_fid, 1), 1)
+    x, y = x[::step], y[::step]
+    hz_step = hz_pp * step
+    empty = _WindowFit([], np.zeros(0), np.zeros((0, 0)), 0.0, 0.0, None)
+    if y.size < 8 or not sigma > 0:
+        return empty
+    min_sep = max(round(0.6 / hz_step), 1)
+    seeds = _seed_peaks(y, sigma, min_sep)
+    if seeds.size == 0:
+        return empty
+    strongest = int(seeds[np.argmax(y[seeds])])
+    gamma0 = float(np.clip(_half_width_points(y, strongest) * hz_step, *gamma_bounds))
+    gamma0 = float(np.clip(gamma0, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
+    centers = x[seeds]
+    theta = 0.0
+    add_floor = max(5.0 * sigma, 0.003 * float(y.max()))
+    for attempt in range(5):
+        centers, gamma, theta, coef = _fit(x, y, centers, gamma0, theta, gamma_bounds)
+        res = y - _basis(x, centers, gamma, theta) @ coef
+        if attempt == 4 or centers.size >= 24:
+            break
+        # add a line where the residual still shows a clear peak
+        smooth = np.convolve(res, np.ones(3) / 3.0, mode="same")
+        k = int(np.argmax(smooth))
+        if smooth[k] < add_floor:
+            break
+        centers = np.append(centers, x[k])
+        gamma0 = float(np.clip(gamma, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
+    # drop lines with negligible or negative area and refit once
+    keep = coef[:-1] > 2.0 * sigma * gamma
+    if not keep.any():
+        return empty
+    if not keep.all():
+        gamma0 = float(np.clip(gamma, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
+        centers, gamma, theta, coef = _fit(x, y, centers[keep], gamma0, theta, gamma_bounds)
+        res = y - _basis(x, centers, gamma, theta) @ coef
+    chi = float(np.sqrt(np.mean(res * res)) / sigma)
+    noise_var = sigma * sigma * max(spec.noise_correlation / step, 1.0)
+    cov = _area_covariance(x, centers, gamma, theta, coef, noise_var)
+    index = centers / hz_pp + 0.5 * (i0 + i1)
+    cppm = spec.ppm[0] - index * ppm_pp
+    to_ppm_area = ppm_pp / hz_pp  # intensity·Hz → intensity·ppm (per-point sums)
+    areas = coef[:-1] * to_ppm_area
+    lines = [FitLine(float(c), float(a), 2.0 * gamma) for c, a in zip(cppm, areas, strict=True)]
+    return _WindowFit(lines, areas, cov * to_ppm_area**2, gamma, theta, chi)
+
+
 def integrate_regions(
     spec: Spectrum,
     species: list[tuple[str, Species]],
@@ -197,11 +371,13 @@ def integrate_regions(
     margin_ppm: float = 0.12,
     method: str = "lineshape",
 ) -> list[RegionResult]:
-    """Integrate every ``(role, species)`` region on the (referenced) spectrum."""
+    """Integrate every ``(role, species)`` region on the (referenced) spectrum.
+
+    The internal standard (``species[0]``) is fitted first; its width bounds the widths
+    allowed elsewhere (:data:`WIDTH_RATIO_BOUNDS`).
+    """
     sigma = spec.noise_sd
-    hz_pp = spec.hz_per_point
     ppm_pp = spec.ppm_per_point
-    zf_factor = spec.size / max(spec.n_fid, 1)
     results: list[RegionResult | None] = [None] * len(species)
 
     plain: list[tuple[float, float, float]] = []  # (window integral, its sd, snr)
@@ -210,7 +386,7 @@ def integrate_regions(
         i0, i1 = spec.index_range(sp.lo, sp.hi)
         top = float(spec.real[i0:i1].max()) if i1 > i0 else 0.0
         snr = top / sigma if sigma > 0 else 0.0
-        sd = sigma * ppm_pp * np.sqrt(max(npts, 1) * zf_factor)
+        sd = sigma * ppm_pp * np.sqrt(max(npts, 1) * spec.noise_correlation)
         plain.append((wint, float(sd), snr))
 
     if method == "window":
@@ -219,75 +395,38 @@ def integrate_regions(
             for (role, sp), (w, sd, snr) in zip(species, plain, strict=True)
         ]
 
-    regions = [sp.region for _, sp in species]
-    for win in _windows(regions, margin_ppm):
+    windows = _windows([sp.region for _, sp in species], margin_ppm)
+    windows.sort(key=lambda w: 0 if 0 in w.members else 1)
+    gamma_bounds = (0.02, 50.0)
+    peaks = _strong_peaks(spec)
+    for n_win, win in enumerate(windows):
         i0, i1 = spec.index_range(win.lo, win.hi)
-        y = spec.real[i0:i1]
-        # x in Hz, increasing with index (i.e. decreasing ppm): x = -ppm·obs, re-centred
-        idx = np.arange(i0, i1, dtype=float)
-        x = (idx - 0.5 * (i0 + i1)) * hz_pp
-
-        def to_ppm(xv: np.ndarray | float, i0: int = i0, i1: int = i1) -> np.ndarray:
-            index = np.asarray(xv) / hz_pp + 0.5 * (i0 + i1)
-            return spec.ppm[0] - index * ppm_pp
-
-        lines: list[FitLine] = []
-        theta = 0.0
-        gamma = 0.0
-        chi: float | None = None
-        if y.size >= 8 and sigma > 0:
-            min_sep = max(round(0.6 / hz_pp), 1)
-            seeds = _seed_peaks(y, sigma, min_sep)
-            if seeds.size:
-                strongest = int(seeds[np.argmax(y[seeds])])
-                gamma0 = min(max(_half_width_points(y, strongest) * hz_pp, 0.1), 20.0)
-                centers = x[seeds]
-                add_floor = max(5.0 * sigma, 0.003 * float(y.max()))
-                for attempt in range(4):
-                    centers, gamma, theta, coef = _fit(x, y, centers, gamma0, theta)
-                    model = _basis(x, centers, gamma, theta) @ coef
-                    res = y - model
-                    if attempt == 3 or centers.size >= 24:
-                        break
-                    # add a line where the residual still shows a clear peak
-                    smooth = np.convolve(res, np.ones(3) / 3.0, mode="same")
-                    k = int(np.argmax(smooth))
-                    if smooth[k] < add_floor:
-                        break
-                    centers = np.append(centers, x[k])
-                    gamma0 = gamma
-                # drop lines with negligible or negative area and refit once
-                areas = coef[:-1]
-                keep = areas > max(2.0 * sigma * gamma, 0.0)
-                if not keep.all() and keep.any():
-                    centers, gamma, theta, coef = _fit(x, y, centers[keep], gamma, theta)
-                    model = _basis(x, centers, gamma, theta) @ coef
-                    res = y - model
-                elif not keep.any():
-                    centers = centers[:0]
-                    coef = np.zeros(1)
-                    res = y - float(np.mean(y))
-                chi = float(np.sqrt(np.mean(res * res)) / sigma)
-                cppm = to_ppm(centers)
-                for c, a in zip(cppm, coef[:-1], strict=True):
-                    # area in intensity × Hz (x in Hz) → intensity × ppm; per point → /hz_pp
-                    lines.append(FitLine(float(c), float(a) / hz_pp * ppm_pp, 2.0 * gamma))
-
+        fit = _fit_window(spec, i0, i1, gamma_bounds, _external_tails(peaks, i0, i1))
+        if n_win == 0 and fit.gamma > 0:
+            gamma_bounds = (
+                fit.gamma * WIDTH_RATIO_BOUNDS[0],
+                fit.gamma * WIDTH_RATIO_BOUNDS[1],
+            )
+        fwhm_ppm = 2.0 * fit.gamma / spec.obs_mhz
         for m in win.members:
             role, sp = species[m]
-            wint, sd, snr = plain[m]
-            inside = [ln for ln in lines if sp.lo <= ln.center_ppm <= sp.hi]
-            total = float(sum(ln.area for ln in inside))
-            fwhm_ppm = 2.0 * gamma / spec.obs_mhz if gamma else 0.0
-            edge = sum(
+            wint, wsd, snr = plain[m]
+            mask = np.array([sp.lo <= ln.center_ppm <= sp.hi for ln in fit.lines], dtype=bool)
+            inside = [ln for ln, ok in zip(fit.lines, mask, strict=True) if ok]
+            total = float(fit.areas[mask].sum()) if inside else 0.0
+            if inside:
+                var = float(fit.cov[np.ix_(mask, mask)].sum())
+                fit_sd = float(np.sqrt(var)) if var > 0 and np.isfinite(var) else wsd
+            else:
+                fit_sd = wsd
+            # lines whose centre is so close to a limit that they could belong either side
+            tol = 0.2 * fwhm_ppm
+            ambiguous = sum(
                 abs(ln.area)
-                for ln in lines
-                if min(abs(ln.center_ppm - sp.lo), abs(ln.center_ppm - sp.hi)) < fwhm_ppm
+                for ln in fit.lines
+                if min(abs(ln.center_ppm - sp.lo), abs(ln.center_ppm - sp.hi)) < tol
             )
             denom = sum(abs(ln.area) for ln in inside) or 1.0
-            # noise of a fitted area is close to that of a window ~3 FWHM wide per line
-            n_eff = max(len(inside), 1) * max(6.0 * gamma / hz_pp, 4.0)
-            fit_sd = sigma * ppm_pp * float(np.sqrt(n_eff * zf_factor))
             results[m] = RegionResult(
                 role=role,
                 name=sp.name,
@@ -298,9 +437,9 @@ def integrate_regions(
                 integral_sd=fit_sd,
                 snr=snr,
                 lines=inside,
-                phase_residual_deg=float(np.degrees(theta)),
-                fwhm_hz=(2.0 * gamma) if lines else None,
-                fit_chi=chi,
-                edge_area_fraction=float(edge / denom) if inside else 0.0,
+                phase_residual_deg=float(np.degrees(fit.theta)),
+                fwhm_hz=(2.0 * fit.gamma) if fit.lines else None,
+                fit_chi=fit.chi,
+                edge_area_fraction=float(ambiguous / denom) if fit.lines else 0.0,
             )
     return [r for r in results if r is not None]
