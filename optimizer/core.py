@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from skopt.acquisition import gaussian_ei, gaussian_lcb, gaussian_pi
 from skopt.sampler import Lhs, Sobol
+from threadpoolctl import threadpool_limits
 
 from .constraints import ConstraintSet
 from .errors import SpecError, StateError
@@ -26,6 +28,7 @@ from .space import Space
 from .surrogate import FeasibilityModel, GPModel, transform_output
 
 STATE_FORMAT = "robochem.optimizer/1"
+F = TypeVar("F", bound=Callable[..., Any])
 _TOP_KEYS = {
     "variables", "objectives", "constraints", "initial_experiments", "initial_design", "seed",
     "strategy", "acquisition", "batch", "stopping", "warm_start", "surrogate", "search",
@@ -33,7 +36,7 @@ _TOP_KEYS = {
 _ACQ_KEYS = {"function", "xi", "kappa"}
 _BATCH_KEYS = {"method", "liar"}
 _STOP_KEYS = {"budget", "target", "patience", "min_improvement", "ei_threshold"}
-_SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform"}
+_SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform", "min_success_probability"}
 _SEARCH_KEYS = {"candidates", "local", "enumerate_limit"}
 
 DEFAULTS: dict[str, Any] = {
@@ -44,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "acquisition": {"function": "ei", "xi": 0.01, "kappa": 1.96},
     "batch": {"method": "believer", "liar": "min"},
     "stopping": {},
-    "surrogate": {"restarts": 2, "outlier_z": 4.0, "output_transform": "none"},
+    "surrogate": {"restarts": 2, "outlier_z": 4.0, "output_transform": "none",
+                  "min_success_probability": 0.3},
     "search": {"candidates": 2000, "local": 3, "enumerate_limit": 20000},
 }
 
@@ -77,6 +81,19 @@ def _float(value: Any, what: str, minimum: float | None = None) -> float:
     if minimum is not None and value < minimum:
         raise SpecError(f"{what} must be >= {minimum}, got {value!r}")
     return float(value)
+
+
+def _single_blas_thread(method: F) -> F:
+    """Run GP linear algebra on one BLAS thread: the matrices are small (n <= a few
+    hundred), where extra threads only add synchronisation cost, and several optimisers
+    or a web server may share the cores."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class _Standardised:
@@ -135,6 +152,8 @@ class Optimizer:
         sur = _section(spec, "surrogate", _SURROGATE_KEYS)
         sur["restarts"] = _int(sur["restarts"], "surrogate 'restarts'", 0)
         sur["outlier_z"] = _float(sur["outlier_z"], "surrogate 'outlier_z'", 0.0)
+        sur["min_success_probability"] = _float(
+            sur["min_success_probability"], "surrogate 'min_success_probability'", 0.0)
         if sur["output_transform"] not in ("none", "rank", "log"):
             raise SpecError("surrogate 'output_transform' must be 'none', 'rank' or 'log'")
         self.surrogate = sur
@@ -333,6 +352,7 @@ class Optimizer:
         """Experiments of this campaign told so far (failed ones included, priors not)."""
         return sum(1 for o in self._obs if o["source"] == "campaign")
 
+    @_single_blas_thread
     def ask(self, n: int = 1) -> list[dict[str, Any]]:
         """Suggest ``n`` experiments (a batch for parallel reactors)."""
         n = _int(n, "ask(n)", 1)
@@ -374,6 +394,7 @@ class Optimizer:
     def _scores(self, obs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return scalarise(self._oriented(obs), self.objectives, self.strategy)
 
+    @_single_blas_thread
     def best(self, by: str = "observed") -> dict[str, Any] | None:
         """Best experiment so far: ``{"point", "result", "index"}`` (``None`` if none).
 
@@ -489,6 +510,7 @@ class Optimizer:
                 return True, f"expected improvement {ei:.3g} below {s['ei_threshold']}"
         return False, ""
 
+    @_single_blas_thread
     def expected_improvement(self) -> float:
         """Largest expected improvement of the scalar objective over the search space,
         in objective units (scores for multi-objective strategies)."""
@@ -606,7 +628,13 @@ class Optimizer:
             ucb = -gaussian_lcb(x, wrapped, kappa=self.acquisition["kappa"])
             a = ucb - ucb.min()
         if feas is not None:
-            a = a * feas.predict(x)
+            p_ok = feas.predict(x)
+            # EI x P(success); spots that will probably fail are only a last resort (ranked
+            # below every other candidate, by P): even a large EI there mostly buys another
+            # failed experiment.
+            a = a * p_ok
+            risky = p_ok < self.surrogate["min_success_probability"]
+            a[risky] = p_ok[risky] - 1.0
         return np.asarray(a, dtype=float)
 
     def _candidates(
@@ -690,8 +718,11 @@ class Optimizer:
         x_all = self.space.encode(z_all)
         status = np.array([o["result"] is not None for o in self._obs])
         feas = None
+        z_fail = x_fail = None
         if not status.all():
             feas = FeasibilityModel(x_all, status, seed=self.seed)
+            z_fail = z_all[~status]
+            x_fail = x_all[~status]
         f = self._oriented(ok)
         picks: list[np.ndarray] = []
         model: GPModel | None = None
@@ -705,6 +736,15 @@ class Optimizer:
                 model, y = self._fit_model(ok, scores)
             base = model
             z_fant = [self.space.from_points([p])[0] for p in fantasies] + picks
+            x_list, y_list = [], []
+            if z_fail is not None:
+                # A failed spot must stop looking attractive, yet a fake zero yield would
+                # distort the model around it. So only the acquisition's copy of the model
+                # is conditioned there, on its own mean capped at the median result: the
+                # variance collapses and an optimistic extrapolation is cut back, while
+                # best() and the incumbent still use the clean model.
+                x_list.append(x_fail)
+                y_list.append(np.minimum(base.predict(x_fail)[0], np.median(y)))
             if z_fant:
                 xf = self.space.encode(np.array(z_fant))
                 if self.batch["method"] == "believer":
@@ -712,9 +752,9 @@ class Optimizer:
                 else:
                     lie = {"min": y.min(), "mean": y.mean(), "max": y.max()}[self.batch["liar"]]
                     yf = np.full(len(xf), lie)
-                cur = base.condition(xf, yf)
-            else:
-                cur = base
+                x_list.append(xf)
+                y_list.append(yf)
+            cur = base.condition(np.vstack(x_list), np.concatenate(y_list)) if x_list else base
             # Incumbent: best posterior mean at measured points (noise-robust plug-in EI).
             mu_obs, _ = base.predict_std_units(base.x)
             y_best = float(mu_obs.max())
