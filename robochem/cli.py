@@ -67,6 +67,9 @@ def _register_subcommands() -> None:
 
     app.add_typer(db_app, name="db")
     # -- further groups are registered below by the issues that build them --
+    from robochem.analysis.cli import nmr_app
+
+    app.add_typer(nmr_app, name="nmr")
 
 
 _register_subcommands()

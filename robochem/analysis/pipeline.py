@@ -34,27 +34,53 @@ def software_versions() -> dict[str, str]:
     }
 
 
-def decimate_for_plot(
-    ppm: np.ndarray, intensity: np.ndarray, max_points: int = PLOT_POINTS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Min/max decimation: keeps peak tops and troughs, at most ``max_points`` points."""
-    n = ppm.size
+def _minmax(ppm: np.ndarray, values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min/max decimation keeping each bucket's extremes in their original order."""
+    n = values.size
     if n <= max_points:
+        return ppm.copy(), values.copy()
+    buckets = max(max_points // 2, 1)
+    size = -(-n // buckets)
+    pad = buckets * size - n
+    v = np.concatenate((values, np.full(pad, values[-1]))).reshape(buckets, size)
+    base = np.arange(buckets) * size
+    i_max = base + np.argmax(v, axis=1)
+    i_min = base + np.argmin(v, axis=1)
+    idx = np.sort(np.stack((np.minimum(i_max, i_min), np.maximum(i_max, i_min)), axis=1), axis=1)
+    idx = np.minimum(idx.ravel(), n - 1)
+    return ppm[idx], values[idx]
+
+
+def decimate_for_plot(
+    ppm: np.ndarray,
+    intensity: np.ndarray,
+    max_points: int = PLOT_POINTS,
+    focus: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points: full detail in ``focus`` (lo, hi ppm), min/max elsewhere.
+
+    ``ppm`` is decreasing (NMR order); the output keeps that order.
+    """
+    if ppm.size <= max_points:
         return ppm.copy(), intensity.copy()
-    buckets = max_points // 2
-    edges = np.linspace(0, n, buckets + 1).astype(int)
-    starts = edges[:-1]
-    imax = np.maximum.reduceat(intensity, starts)
-    imin = np.minimum.reduceat(intensity, starts)
-    mid_a = (starts + (edges[1:] - 1)) // 2
-    mid_b = np.minimum(mid_a + 1, n - 1)
-    # order each pair by position of the extremes is unnecessary at this density: place
-    # max at the first half and min at the second half of the bucket
-    out_ppm = np.empty(2 * buckets)
-    out_int = np.empty(2 * buckets)
-    out_ppm[0::2], out_ppm[1::2] = ppm[mid_a], ppm[mid_b]
-    out_int[0::2], out_int[1::2] = imax, imin
-    return out_ppm, out_int
+    if focus is None:
+        return _minmax(ppm, intensity, max_points)
+    lo, hi = focus
+    inside = np.flatnonzero((ppm >= lo) & (ppm <= hi))
+    if inside.size == 0:
+        return _minmax(ppm, intensity, max_points)
+    a, b = int(inside[0]), int(inside[-1]) + 1
+    budget_focus = min(b - a, (3 * max_points) // 4)
+    rest = max_points - budget_focus
+    left = a / max(a + (ppm.size - b), 1)
+    n_left = int(rest * left) // 2 * 2
+    n_right = (rest - n_left) // 2 * 2
+    parts = [
+        _minmax(ppm[:a], intensity[:a], n_left) if a and n_left else (ppm[:0], ppm[:0]),
+        _minmax(ppm[a:b], intensity[a:b], budget_focus),
+        _minmax(ppm[b:], intensity[b:], n_right) if b < ppm.size and n_right else (ppm[:0],) * 2,
+    ]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _processing_dict(spec: Spectrum, config: AnalysisConfig) -> dict[str, Any]:
@@ -207,7 +233,12 @@ def analyze_folder(
         # mol/L × mL/min = mmol/min... ×1e-3 L/mL × 1e3 mmol/mol × 60 min/h
         throughput = c_product * float(flow_rate_ml_min) * 60.0
 
-    ppm_d, int_d = decimate_for_plot(spec.ppm, spec.real, plot_points)
+    r_lo = min(sp.lo for _, sp in species)
+    r_hi = max(sp.hi for _, sp in species)
+    pad = max(0.5, 0.3 * (r_hi - r_lo))
+    ppm_d, int_d = decimate_for_plot(
+        spec.ppm, spec.real, plot_points, focus=(r_lo - pad, r_hi + pad)
+    )
     plot = PlotData(
         ppm=ppm_d.tolist(),
         intensity=int_d.tolist(),
