@@ -55,7 +55,9 @@ def _fast_socket_close(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(speed=20.0)
+    # Slow enough that a heartbeat every 5/3 simulated s (0.83 wall s) never misses the
+    # 5 s watchdog on a loaded machine; fast enough that the 0.5 s LED ramp is quick.
+    return Clock(speed=2.0)
 
 
 @pytest.fixture
@@ -203,17 +205,20 @@ async def test_overtemperature_switches_off(led: ModbusLedSource, sim) -> None:
     assert await led.clear_faults() == ()
 
 
-async def test_heartbeat_keeps_the_light_on_and_a_dead_host_turns_it_off(
-    sim: PhotoreactorSimulator, clock: Clock
-) -> None:
-    async with ModbusLedSource(sim.url(), timeout_s=TIMEOUT, watchdog_s=1, clock=clock) as led:
+async def test_heartbeat_keeps_the_light_on_and_a_dead_host_turns_it_off() -> None:
+    clock = Clock(speed=5.0)  # watchdog 1 s = 0.2 wall s; a heartbeat every 67 wall ms
+    sim = PhotoreactorSimulator(clock=clock)
+    async with (
+        sim,
+        ModbusLedSource(sim.url(), timeout_s=TIMEOUT, watchdog_s=1, clock=clock) as led,
+    ):
         await led.light_on()
-        await asyncio.sleep(0.4)  # 8 simulated seconds: 8 watchdog periods
-        assert sim.led_enabled and sim.heartbeat > 5
+        await asyncio.sleep(0.6)  # 3 simulated seconds: 3 watchdog periods
+        assert sim.led_enabled and sim.heartbeat > 4
         # The host "crashes": the heartbeat stops without switching the light off.
         assert led._heartbeat_task is not None
         led._heartbeat_task.cancel()
-        await asyncio.sleep(0.15)  # 3 simulated seconds
+        await asyncio.sleep(0.4)  # 2 simulated seconds
         status = await led.lamp_status()
         assert not status.enabled and status.faults == ("watchdog_tripped",)
         assert not sim.led_enabled
@@ -222,7 +227,7 @@ async def test_heartbeat_keeps_the_light_on_and_a_dead_host_turns_it_off(
 async def test_heartbeat_failure_is_recorded(led: ModbusLedSource, sim) -> None:
     await led.light_on()
     sim.faults.inject("device_error", count=None)  # every reply is exception 04
-    assert await wait_until(lambda: led.heartbeat_error is not None, 2.0)
+    assert await wait_until(lambda: led.heartbeat_error is not None, 3.0)
     sim.faults.clear()
     with pytest.raises(DeviceFault, match="heartbeat"):
         await led.check_faults()
