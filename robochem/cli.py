@@ -66,6 +66,9 @@ def _register_subcommands() -> None:
     from robochem.storage.cli import db_app
 
     app.add_typer(db_app, name="db")
+    from robochem.web.cli import user_app
+
+    app.add_typer(user_app, name="user")
     # -- further groups are registered below by the issues that build them --
     from robochem.analysis.cli import nmr_app
 

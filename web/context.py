@@ -1,0 +1,28 @@
+"""What every route needs, held on ``app.state.ctx`` (one per app: no module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from robochem.events import EventBus
+from robochem.storage.db import Database
+from robochem.web.auth import Auth
+from robochem.web.lab import CampaignController, LabController
+
+
+@dataclass
+class WebContext:
+    database: Database
+    auth: Auth
+    bus: EventBus
+    lab: LabController | None
+    campaigns: CampaignController | None
+    platform: str | None
+    device_poll_s: float = 0.1
+    heartbeat_s: float = 15.0
+
+
+def get_ctx(request: Request) -> WebContext:
+    return request.app.state.ctx
