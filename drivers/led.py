@@ -94,7 +94,14 @@ class ModbusLedSource(LightSource):
     async def connect(self) -> None:
         if not self.verified:
             log.warning("%s: driver not yet verified against real hardware", self.name)
-        await self.transport.open()
+        try:
+            await self.transport.open()
+            await self._initialise()
+        except BaseException:
+            await self.transport.close()  # a failed connect leaves no link open
+            raise
+
+    async def _initialise(self) -> None:
         # Safe state: light off (which also clears latched faults whose cause is gone).
         await self.transport.write_register(LED_ENABLE, 0)
         if self.wavelength_nm is not None:

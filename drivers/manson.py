@@ -132,7 +132,14 @@ class MansonLedSupply(LightSource):
     async def connect(self) -> None:
         if not self.verified:
             log.warning("%s: driver not yet verified against real hardware", self.name)
-        await self.transport.open()
+        try:
+            await self.transport.open()
+            await self._initialise()
+        except BaseException:
+            await self.transport.close()  # a failed connect leaves no link open
+            raise
+
+    async def _initialise(self) -> None:
         model = await self._query("GMOD", r"[A-Za-z0-9-]+")
         self.model = model if model.upper().startswith("HCS") else f"HCS-{model}"
         if self.current_scale is None:

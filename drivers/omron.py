@@ -97,7 +97,14 @@ class OmronE5CC(TemperatureController):
     async def connect(self) -> None:
         if not self.verified:
             log.warning("%s: driver not yet verified against real hardware", self.name)
-        await self.transport.open()
+        try:
+            await self.transport.open()
+            await self._initialise()
+        except BaseException:
+            await self.transport.close()  # a failed connect leaves no link open
+            raise
+
+    async def _initialise(self) -> None:
         await self._op(CMD_COMM_WRITING, 1)
         status = await self._status32()
         if not status & (1 << BIT_COMM_WRITING):

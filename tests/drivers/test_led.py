@@ -95,7 +95,7 @@ async def test_wavelength_expectation(sim: PhotoreactorSimulator, clock: Clock) 
     led = ModbusLedSource(sim.url(), timeout_s=TIMEOUT, wavelength_nm=365, clock=clock)
     with pytest.raises(DeviceFault, match="450 nm, expected 365"):
         await led.connect()
-    await led.disconnect()
+    assert not led.transport.is_open
 
 
 async def test_set_intensity_golden_frame(led: ModbusLedSource, sim) -> None:

@@ -148,7 +148,7 @@ async def test_led_current_above_supply_rejected_at_connect(sim: MansonSimulator
     supply = MansonLedSupply(sim.url(), timeout_s=TIMEOUT, led_voltage_v=24.0, max_current_a=6.0)
     with pytest.raises(SetpointRejected, match="max_current_a"):
         await supply.connect()
-    await supply.disconnect()
+    assert not supply.transport.is_open
     assert b"SOUT0" not in sim.received
 
 

@@ -236,7 +236,14 @@ async def test_other_unit_times_out(sim: PhotoreactorSimulator) -> None:
     with pytest.raises(ReplyTimeout):
         await omron.connect()
     assert time.monotonic() - start < 3 * TIMEOUT + 1
-    await omron.disconnect()
+    assert not omron.transport.is_open  # a failed connect leaves no link open
+
+
+async def test_link_cut_by_the_device_side_heals(omron: OmronE5CC, sim) -> None:
+    sim.disconnect_clients()
+    await asyncio.sleep(0.05)
+    assert await omron.set_setpoint(33.0) == 33.0
+    assert sim.connections == 2
 
 
 # -- faults --------------------------------------------------------------------------
