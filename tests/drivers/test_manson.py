@@ -225,3 +225,32 @@ async def test_open_device(sim: MansonSimulator) -> None:
         assert await supply.is_reachable()
     sim.faults.inject("no_reply", count=2)
     assert not await supply.is_reachable()
+
+
+async def test_exact_bytes_on_the_wire() -> None:
+    """Capture the raw stream: every command is ASCII ending in a single CR."""
+    wire = bytearray()
+    replies = {b"GMOD": b"HCS-3102\rOK\r", b"GMAX": b"360500\rOK\r", b"GETD": b"130000551\rOK\r"}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buffer = b""
+        while chunk := await reader.read(256):
+            wire.extend(chunk)
+            buffer += chunk
+            while b"\r" in buffer:
+                line, buffer = buffer.split(b"\r", 1)
+                writer.write(replies.get(line, b"OK\r"))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        url = f"socket://127.0.0.1:{port}"
+        async with MansonLedSupply(url, timeout_s=TIMEOUT, **OPTIONS) as supply:
+            await supply.set_intensity(50)
+            await supply.light_on()
+            assert await supply.get_intensity() == 50.0
+            await supply.light_off()
+    finally:
+        server.close()
+    assert bytes(wire) == (b"GMOD\rGMAX\rSOUT1\rVOLT240\rCURR010\rCURR055\rSOUT0\rGETD\rSOUT1\r")
