@@ -52,7 +52,7 @@ class ModbusLedSource(LightSource):
     """``modbus-led``: intensity 0.0-100.0 % in 0.1 % steps, read-back, faults, photon flux.
 
     Options: ``watchdog_s`` (1..600 s, 0 disables the device watchdog and the heartbeat;
-    default 10); ``wavelength_nm`` (expected peak wavelength: connect fails if the fitted
+    default 30); ``wavelength_nm`` (expected peak wavelength: connect fails if the fitted
     module differs by more than ``wavelength_tolerance_nm``); ``transport`` (a shared
     ``ModbusTransport``); ``clock`` (paces the heartbeat, default the shared clock).
     """
@@ -66,7 +66,7 @@ class ModbusLedSource(LightSource):
         *,
         name: str | None = None,
         timeout_s: float = 1.0,
-        watchdog_s: int = 10,
+        watchdog_s: int = 30,
         wavelength_nm: float | None = None,
         wavelength_tolerance_nm: float = 5.0,
         transport: ModbusTransport | None = None,
@@ -277,7 +277,7 @@ class ModbusPhotoreactor(Photoreactor):
         *,
         name: str | None = None,
         timeout_s: float = 1.0,
-        watchdog_s: int = 10,
+        watchdog_s: int = 30,
         wavelength_nm: float | None = None,
         sp_range_c: tuple[float, float] = (-20.0, 150.0),
         stop_on_connect: bool = True,
