@@ -84,6 +84,10 @@ class KnauerPumpSimulator(StreamSimulator):
         self.pressure_offset_bar = 0.0
         self._below_pmin_since: float | None = None
 
+    def url(self, scheme: str = "tcp") -> str:
+        """A LAN device: ``tcp://`` by default (``socket://`` for the RS-232 form)."""
+        return super().url(scheme)
+
     # -- physics ---------------------------------------------------------------
     @property
     def flow_ml_min(self) -> float:
@@ -259,6 +263,9 @@ class KnauerValveSimulator(StreamSimulator):
         self.moves = 0
 
     split = staticmethod(split_lines(_ANY_EOL))
+
+    def url(self, scheme: str = "tcp") -> str:
+        return super().url(scheme)
 
     def device_error_reply(self, request: bytes) -> bytes | None:
         return b"E0\r"

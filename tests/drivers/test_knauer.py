@@ -16,7 +16,7 @@ from robochem.drivers.errors import (
     SetpointRejected,
 )
 from robochem.drivers.knauer import KnauerAzuraPump, KnauerError, KnauerValve
-from robochem.drivers.registry import open_device
+from robochem.drivers.registry import driver_class, open_device
 from robochem.simulator.base import FaultKind
 from robochem.simulator.knauer import KnauerPumpSimulator, KnauerValveSimulator
 
@@ -62,6 +62,22 @@ async def test_open_device_through_registry_over_serial_url(running, manual_cloc
         assert isinstance(pump, KnauerAzuraPump)
         assert await pump.set_flow_rate(25.0) == 25.0
         assert sim.flow_ul_min == 25000
+
+
+@pytest.mark.parametrize(
+    ("driver", "cls"),
+    [
+        ("knauer-azura", "KnauerAzuraPump"),
+        ("knauer-valve", "KnauerValve"),
+        ("harvard-elite11", "Elite11Pump"),
+        ("chemyx-fusion", "ChemyxFusionPump"),
+    ],
+)
+def test_registry_names_match_classes(driver, cls):
+    found = driver_class(driver)
+    assert found.__name__ == cls and found.driver_name == driver
+    with pytest.raises(TypeError):
+        found("tcp://127.0.0.1:1", no_such_option=1)
 
 
 async def test_head_mismatch_is_a_fault(running, manual_clock):
@@ -296,7 +312,8 @@ async def test_valve_connect_reads_type_and_position(running, manual_clock, raw_
     sim = await KnauerValveSimulator(clock=manual_clock, valve_type="12").start()
     running.append(sim)
     raw = raw_requests(sim)
-    async with open_device("knauer-valve", sim.url("tcp")) as valve:
+    assert sim.url().startswith("tcp://")  # a LAN device by default
+    async with open_device("knauer-valve", sim.url()) as valve:
         assert valve.valve_type == "12"
         assert valve.positions == tuple(str(i) for i in range(1, 13))
     assert raw == [b"T\r\n", b"P\r\n"]
