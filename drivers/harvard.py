@@ -60,7 +60,7 @@ class Elite11CommandError(DeviceFault):
 def _frame_reply(buffer: bytes) -> int:
     """A reply is complete when the buffer ends with a prompt (it has no terminator).
 
-    ``\nNN:`` (idle prompt of a nonzero address) is also how every prefixed text line
+    ``\\nNN:`` (idle prompt of a nonzero address) is also how every prefixed text line
     starts, so that ending is only tentative: the transport waits its settle time for more.
     """
     m = _PROMPT_END.search(buffer)
