@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 from robochem.drivers.base import TemperatureController, TemperatureStatus
 from robochem.drivers.errors import DeviceFault, check_range
@@ -216,6 +215,3 @@ class OmronE5CC(TemperatureController):
             4: "device failure",
         }.get(exc.exception_code, f"Modbus exception {exc.exception_code:02d}")
         return ModbusError(f"{what}: {reason}", device=self.name, exception_code=exc.exception_code)
-
-    def describe(self) -> dict[str, Any]:
-        return {"driver": self.driver_name, "url": self.url, "sp_range_c": self.sp_range_c}
