@@ -30,10 +30,10 @@ import logging
 import math
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from robochem.clock import Clock, get_clock
@@ -50,6 +50,7 @@ from robochem.drivers.errors import (
 from robochem.drivers.transport import parse_url, wire_log
 
 log = logging.getLogger("robochem.drivers.spinsolve")
+T = TypeVar("T")
 
 __all__ = ["AcquisitionProgress", "SpinsolveNMR"]
 
@@ -121,6 +122,13 @@ class _Link:
                 future = queue.popleft()
                 if not future.done():
                     future.set_exception(make_error())
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """``asyncio.wait_for`` without its Python 3.11 habit of losing a cancellation that
+    races with the awaited result (an acquisition must stop when its task is cancelled)."""
+    async with asyncio.timeout(max(0.0, seconds)):
+        return await awaitable
 
 
 def _flush(queue: asyncio.Queue[_Item]) -> int:
@@ -200,10 +208,11 @@ class SpinsolveNMR(NMRSpectrometer):
         clock: Clock | None = None,
     ) -> None:
         """
-        ``timeout_s``: wall seconds to wait for a reply (and for a run to start unless
-        ``start_timeout_s`` is given). ``file_wait_s``: simulated seconds to wait for
-        ``data_file`` after ``Completed`` (None disables the check, e.g. when the data
-        folder is on another PC). The acquisition deadline is the estimated duration
+        ``timeout_s``: wall seconds to wait for a reply (and for a run to start
+        unless ``start_timeout_s`` is given). ``file_wait_s``: simulated seconds (and
+        at least ``timeout_s`` wall seconds) to wait for ``data_file`` after
+        ``Completed``; ``data_file=None`` disables the check, e.g. when the data
+        folder is on another PC. The acquisition deadline is the estimated duration
         times ``1 + duration_margin`` plus ``duration_margin_s`` (simulated s); without an
         estimate it is ``max_duration_s``. ``data_root``: when an acquisition names no
         folder, ask Spinsolve for a new time-stamped folder under this root instead of
@@ -261,7 +270,7 @@ class SpinsolveNMR(NMRSpectrometer):
                 return self._link
             await self._close_link()
             try:
-                reader, writer = await asyncio.wait_for(
+                reader, writer = await _within(
                     asyncio.open_connection(self.host, self.port), self.timeout_s
                 )
             except (OSError, TimeoutError) as exc:
@@ -284,11 +293,11 @@ class SpinsolveNMR(NMRSpectrometer):
                                                  "or the driver disconnected)", device=self.name))
         if link.task is not None:
             link.task.cancel()
-            with contextlib.suppress(BaseException):
-                await link.task
+            # asyncio.wait, not ``await task``: our own cancellation must not be swallowed
+            await asyncio.wait([link.task], timeout=1.0)
         link.writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(link.writer.wait_closed(), 1.0)
+            await _within(link.writer.wait_closed(), 1.0)
 
     async def connect(self) -> None:
         """Open the link and check the spectrometer is attached; set the solvent if given.
@@ -379,7 +388,7 @@ class SpinsolveNMR(NMRSpectrometer):
             wire_log.debug("%s >> %r", self.name, data)
             try:
                 link.writer.write(data)
-                await asyncio.wait_for(link.writer.drain(), self.timeout_s)
+                await _within(link.writer.drain(), self.timeout_s)
             except (OSError, TimeoutError) as exc:
                 await self._close_link()
                 raise ConnectionLost(f"write failed: {exc!r}", device=self.name) from exc
@@ -399,7 +408,7 @@ class SpinsolveNMR(NMRSpectrometer):
         link.waiters.setdefault(expect, deque()).append(future)
         try:
             await self._send(link, child)
-            return await asyncio.wait_for(future, timeout)
+            return await _within(future, timeout)
         except TimeoutError as exc:
             # The device state is unknown, and a late reply would be taken for the next
             # one: the next call starts on a fresh connection.
@@ -730,7 +739,7 @@ class SpinsolveNMR(NMRSpectrometer):
             else:
                 deadline, what = run_deadline, "Completed"
             try:
-                item = await asyncio.wait_for(link.notes.get(), max(0.0, deadline - now))
+                item = await _within(link.notes.get(), max(0.0, deadline - now))
             except TimeoutError as exc:
                 if ready_at is not None and not self._abort_requested and folder:
                     # flowchem's reading: State Ready ends the run even without Completed
@@ -785,7 +794,7 @@ class SpinsolveNMR(NMRSpectrometer):
         deadline = loop.time() + self.timeout_s
         while True:
             try:
-                item = await asyncio.wait_for(link.notes.get(), max(0.0, deadline - loop.time()))
+                item = await _within(link.notes.get(), max(0.0, deadline - loop.time()))
             except TimeoutError as exc:
                 raise DeviceFault(f"{protocol}: completed but no data folder was reported",
                                   device=self.name, code="no-data-folder") from exc
@@ -802,15 +811,19 @@ class SpinsolveNMR(NMRSpectrometer):
             return None
         path = folder / self.data_file
         deadline = self.clock.now() + self.file_wait_s
+        # writing files takes wall time even when the clock runs fast: wait at least the
+        # communication timeout in wall seconds as well
+        wall_deadline = asyncio.get_running_loop().time() + self.timeout_s
         while True:
             if path.is_file() and path.stat().st_size > 32:  # more than the 32-byte header
                 return path
-            if self.clock.now() >= deadline:
+            if (self.clock.now() >= deadline
+                    and asyncio.get_running_loop().time() >= wall_deadline):
                 raise DeviceFault(
                     f"{protocol}: {path} did not appear within {self.file_wait_s:g} s "
                     "(simulated) of Completed", device=self.name, code="no-data-file",
                 )
-            await self.clock.sleep(min(0.25, self.file_wait_s / 20 or 0.25))
+            await self.clock.sleep(min(0.25, self.clock.simulated_seconds(0.02)))
 
     async def _abort_quietly(self, protocol: str) -> None:
         """After a lost, late or garbled run, stop the device so the next Start is not
@@ -818,14 +831,14 @@ class SpinsolveNMR(NMRSpectrometer):
         wait up to ``timeout_s`` for it to report the end."""
         self._abort_requested = True
         try:
-            await asyncio.wait_for(self._command(ET.Element("Abort")), self.timeout_s)
+            await _within(self._command(ET.Element("Abort")), self.timeout_s)
             link = self._link
             if not self._heard_since_start or link is None:
                 return
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.timeout_s
             while True:
-                item = await asyncio.wait_for(link.notes.get(), max(0.0, deadline - loop.time()))
+                item = await _within(link.notes.get(), max(0.0, deadline - loop.time()))
                 event = item.element
                 if item.error is not None and isinstance(item.error, ConnectionLost):
                     return
@@ -843,4 +856,4 @@ class SpinsolveNMR(NMRSpectrometer):
         done = self._run_done
         if done is not None and not done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self.timeout_s)
+                await _within(done.wait(), self.timeout_s)

@@ -504,16 +504,18 @@ class SpinsolveSimulator(StreamSimulator):
                 garble = False
                 self._send(self._progress(protocol, 0.0, duration))
             self._send(running, garble=garble)
+            self.progress_percent = 0.0
             t0 = self.clock.now()
             aborted = failed = False
             while True:
                 elapsed = self.clock.now() - t0
-                if elapsed >= duration:
-                    break
                 if kind is AcquisitionFaultKind.ACQUISITION_ERROR and elapsed >= duration / 2:
                     failed = True
                     break
-                step = min(1.0, duration - elapsed)
+                if elapsed >= duration:
+                    break
+                # wake on whole simulated seconds so that lateness does not accumulate
+                step = min(math.floor(elapsed) + 1.0, duration) - elapsed
                 with contextlib.suppress(TimeoutError):
                     await self.clock.wait_for(self._abort.wait(), step)
                 if self._abort.is_set():
@@ -522,6 +524,10 @@ class SpinsolveSimulator(StreamSimulator):
                 elapsed = min(duration, self.clock.now() - t0)
                 self.progress_percent = 100.0 * elapsed / duration if duration else 100.0
                 self._send(self._progress(protocol, elapsed, duration))
+            if not aborted and not failed and self.progress_percent < 100.0:
+                # the last tick can land a hair early: always report the end
+                self.progress_percent = 100.0
+                self._send(self._progress(protocol, duration, duration))
             if aborted:
                 self._send(self._note(_el("State", protocol=protocol, status="Stopping",
                                           dataFolder=str(folder))))

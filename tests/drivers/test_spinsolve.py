@@ -132,7 +132,7 @@ async def test_acquire_end_to_end(
     assert product == pytest.approx(7.25, abs=0.02)
     # progress was reported in order and ended with Completed
     pcts = [p.percentage for p in progress if p.percentage is not None]
-    assert len(pcts) >= 20 and pcts == sorted(pcts) and pcts[-1] == 100
+    assert len(pcts) >= 5 and pcts == sorted(pcts) and pcts[-1] == 100
     assert progress[0].status == "Running" and progress[-1].status == "Completed"
     assert nmr.progress is not None and nmr.progress.status == "Completed"
 
@@ -271,6 +271,7 @@ async def test_transcript_of_simple_requests(nmr: SpinsolveNMR, sim: SpinsolveSi
     await nmr.available_options(refresh=True)
     await nmr.get_setting("Solvent")
     await nmr.abort()
+    await eventually(lambda: len(sim.received) == 4)  # Abort has no reply to wait for
     bodies = [ET.fromstring(r)[0] for r in sim.received]
     assert [(b.tag, len(b), b.attrib) for b in bodies] == [
         ("HardwareRequest", 0, {}),
@@ -372,6 +373,7 @@ async def test_cancelling_acquire_aborts_the_device(
 async def test_emergency_stop_aborts(nmr: SpinsolveNMR, sim: SpinsolveSimulator) -> None:
     sim.received.clear()
     await nmr.emergency_stop()
+    await eventually(lambda: len(sim.received) == 1)
     assert [ET.fromstring(r)[0].tag for r in sim.received] == ["Abort"]
 
 
@@ -497,7 +499,8 @@ async def test_late_file_within_the_wait(
 async def test_file_that_never_comes_is_a_device_fault(
     nmr: SpinsolveNMR, sim: SpinsolveSimulator, tmp_path: Path
 ) -> None:
-    sim.inject_acquisition_fault("late_file", delay_s=60.0)
+    # 3000 simulated s = 3 wall s: beyond both the 10 s (simulated) and 0.3 s (wall) waits
+    sim.inject_acquisition_fault("late_file", delay_s=3000.0)
     with pytest.raises(DeviceFault, match=r"data\.1d did not appear") as exc:
         await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "n")
     assert exc.value.code == "no-data-file"

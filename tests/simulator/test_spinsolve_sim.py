@@ -225,11 +225,12 @@ async def _start_sequence_and_files(
     assert first.tag == "State" and first.get("status") == "Running"
     assert first.get("dataFolder") == str(folder) and first.get("protocol") == "1D EXTENDED+"
     progress = [e for e in middle if e.tag == "Progress"]
-    assert len(progress) == len(middle) and 60 <= len(progress) <= 81  # about once a second
+    # about once a simulated second: never more often (fewer when the host is slow)
+    assert len(progress) == len(middle) and 20 <= len(progress) <= 80
     pcts = [int(p.get("percentage", "")) for p in progress]
     assert pcts == sorted(pcts) and pcts[-1] == 100
     remaining = [int(p.get("secondsRemaining", "")) for p in progress]
-    assert 78 <= remaining[0] <= 79 and remaining[-1] == 0
+    assert remaining[0] <= 79 and remaining[-1] == 0
     assert all(a > b for a, b in itertools.pairwise(remaining))
     assert ready.tag == "State" and ready.get("status") == "Ready"
     assert ready.get("dataFolder") == str(folder)
@@ -434,7 +435,7 @@ async def test_out_of_order_notifications(sim: SpinsolveSimulator, raw: Raw) -> 
 
 
 async def test_late_file(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, clock: Clock) -> None:
-    sim.inject_acquisition_fault("late_file", delay_s=5.0)
+    sim.inject_acquisition_fault("late_file", delay_s=300.0)  # 0.3 s wall
     folder = tmp_path / "late"
     await raw.send(msg(f"<Set><DataFolder><UserFolder>{folder}</UserFolder></DataFolder></Set>"),
                    msg('<Start protocol="1D PROTON"><Option name="Scan" value="QuickScan"/>'
@@ -442,7 +443,10 @@ async def test_late_file(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, cloc
     done = event((await raw.until(is_completed))[-1])
     assert done.get("successful") == "true"
     assert not (folder / "data.1d").exists()
-    await clock.sleep(6.0)
+    for _ in range(200):  # bounded: 2 wall s
+        if (folder / "data.1d").is_file():
+            break
+        await asyncio.sleep(0.01)
     assert (folder / "data.1d").is_file()
 
 
