@@ -769,7 +769,7 @@ class SpinsolveNMR(NMRSpectrometer):
                     started = True
                 if started and event.get("dataFolder"):
                     folder = event.get("dataFolder")
-                elif status == "Ready" and started:
+                if status == "Ready" and started:
                     ready_at = loop.time()
                 report(status, event)
             elif kind == "Progress":

@@ -192,6 +192,8 @@ class SpinsolveSimulator(StreamSimulator):
         self.state = "Ready"
         self.progress_percent = 0.0
         self.completed_folders: list[Path] = []
+        #: False mimics clients' reports of runs that end with State Ready alone
+        self.send_completed = True
         self._abort = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -568,6 +570,8 @@ class SpinsolveSimulator(StreamSimulator):
         completed = self._note(_el("Completed", protocol=protocol, completed="true",
                                    successful=_bool(successful)))
         for data in (completed, ready) if completed_first else (ready, completed):
+            if data is completed and not self.send_completed:
+                continue
             self._send(data)
 
     def _write_files(self, protocol: str, options: dict[str, str], folder: Path) -> None:

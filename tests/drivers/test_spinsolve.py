@@ -633,3 +633,13 @@ async def test_reply_nobody_waits_for_is_dropped(
                   b"</Message>\n")
     await asyncio.sleep(0.05)
     assert (await nmr.hardware_check()).connected  # the stale "false" was not taken
+
+
+async def test_state_ready_without_completed_ends_the_run(
+    nmr: SpinsolveNMR, sim: SpinsolveSimulator, tmp_path: Path
+) -> None:
+    sim.send_completed = False
+    t0 = time.monotonic()
+    acq = await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "r")
+    assert (acq.data_folder / "data.1d").is_file()
+    assert time.monotonic() - t0 < 0.015 + 2 * TIMEOUT  # the run, then one grace period
