@@ -541,7 +541,7 @@ class Optimizer:
         elif self.initial_design == "sobol":
             raw = Sobol().generate(dims, n, random_state=seed)
         else:
-            raw = [[d.rvs(random_state=rng)[0] for d in dims] for _ in range(n)]
+            raw = [[d.rvs(random_state=seed + i)[0] for d in dims] for i in range(n)]
         z = np.array([[self._unit_of(j, v) for j, v in enumerate(row)] for row in raw])
         z = self.space.snap(z)
         ok = self.constraints.feasible(self.space.columns(z), n) if len(self.constraints) else None

@@ -20,7 +20,7 @@ from skopt.learning.gaussian_process.kernels import (
 
 # Noise variance in standardised units: NMR yields carry 1-3 % noise, so the floor is tiny
 # but non-zero (keeps the Cholesky stable), the ceiling means "all noise".
-NOISE_BOUNDS = (1e-6, 1.0)
+NOISE_BOUNDS = (1e-4, 1.0)
 LENGTH_SCALE_BOUNDS = (0.03, 30.0)
 # Per-point extra variance given to an outlier, in standardised units: it then barely
 # pulls the mean, but still counts as "explored".
@@ -70,16 +70,36 @@ class GPModel:
         self.gp = self._fit(kernel, ys, self.restarts)
         self.outliers = np.zeros(len(ys), dtype=bool)
         if len(ys) >= 8 and self.outlier_z > 0:
-            z = self._loo_z()
-            flagged = np.abs(z) > self.outlier_z
-            # Never discard more than a few points: if many look odd, the model is wrong,
-            # not the data.
-            if 0 < flagged.sum() <= max(1, len(ys) // 10):
-                self.outliers = flagged
-                self.alpha = np.where(flagged, OUTLIER_VARIANCE, 1e-8)
-                self.gp = self._fit(self.gp.kernel_, ys, 0)
+            self._flag_outliers(ys)
         self.ys = ys
         return self
+
+    def _flag_outliers(self, ys: np.ndarray) -> None:
+        """Flag a few readings that the rest of the data cannot explain.
+
+        A GP can "explain" a wild point by shrinking its length scale, so the leave-one-out
+        residual of the full fit understates it. A suspicious point is therefore held out,
+        the model refitted without it and the point judged against that prediction (noise
+        included); a flagged point keeps its place but gets a large noise variance.
+        """
+        for _ in range(max(1, len(ys) // 10)):
+            z = self._loo_z()
+            z[self.outliers] = 0.0
+            i = int(np.argmax(np.abs(z)))
+            if abs(z[i]) < 2.0:
+                return
+            keep = np.ones(len(ys), dtype=bool)
+            keep[i] = False
+            keep &= ~self.outliers
+            held = GPModel(0, 0.0, self.seed)
+            held.x, held.alpha = self.x[keep], np.full(int(keep.sum()), 1e-8)
+            gp = held._fit(self.gp.kernel_, ys[keep], 0)
+            mu, sd = gp.predict(self.x[i : i + 1], return_std=True)  # sd includes noise
+            if abs(ys[i] - mu[0]) / max(sd[0], 1e-9) <= self.outlier_z:
+                return
+            self.outliers[i] = True
+            self.alpha = np.where(self.outliers, OUTLIER_VARIANCE, 1e-8)
+            self.gp = self._fit(gp.kernel_, ys, 0)
 
     def _fit(self, kernel: Any, ys: np.ndarray, restarts: int) -> GaussianProcessRegressor:
         gp = GaussianProcessRegressor(
