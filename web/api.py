@@ -463,7 +463,10 @@ def add_user(body: schemas.NewUser, ctx: Ctx, _: Admin) -> schemas.UserOut:
         if session.scalar(select(User).where(User.name == body.name)) is not None:
             raise HTTPException(409, f"user {body.name!r} already exists")
         try:
-            return _user_out(auth.create_user(session, body.name, body.role, body.password))
+            user = auth.create_user(
+                session, body.name, body.role, body.password, hasher=ctx.auth.hasher
+            )
+            return _user_out(user)
         except auth.UserError as error:
             raise HTTPException(422, str(error)) from None
 
@@ -485,7 +488,7 @@ def change_user(
         if body.disabled is not None:
             user.disabled = body.disabled
         if body.password is not None:
-            user.password_hash = auth.hash_password(body.password)
+            user.password_hash = auth.hash_password(body.password, ctx.auth.hasher)
         session.flush()
         admins = session.scalars(
             select(User).where(User.role == Role.ADMIN, User.disabled.is_(False))

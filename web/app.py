@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -130,13 +131,15 @@ def create_app(
     secret_key: bytes | None = None,
     session_max_age_s: int = 12 * 3600,
     device_poll_s: float = 0.1,
+    password_hasher: PasswordHasher | None = None,
 ) -> FastAPI:
     """The dashboard for ``database`` and ``bus``.
 
     ``lab`` and ``campaigns`` are optional: without them the pages show what the
     database holds and control requests answer 409. ``secret_key`` signs session
     cookies; by default it is kept in ``<data_dir>/dashboard-secret.key`` so sessions
-    survive restarts. ``platform`` defaults to ``lab.platform``.
+    survive restarts. ``platform`` defaults to ``lab.platform``. ``password_hasher``
+    overrides the argon2id parameters (tests use cheap ones).
     """
     settings = settings or get_settings()
     if secret_key is None:
@@ -153,7 +156,7 @@ def create_app(
         docs_url=None,  # the default Swagger UI loads from a CDN; /docs is served locally
         redoc_url=None,
     )
-    auth = Auth(database, secret_key, session_max_age_s=session_max_age_s)
+    auth = Auth(database, secret_key, session_max_age_s=session_max_age_s, hasher=password_hasher)
     app.state.auth = auth
     app.state.ctx = WebContext(
         database=database,

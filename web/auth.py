@@ -52,20 +52,28 @@ ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 MIN_PASSWORD = 8
 
-_hasher = PasswordHasher()
-# Verified against when the user does not exist, so both cases cost the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+_dummy_hashes: dict[int, str] = {}
 
 
 def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
     return (hasher or _hasher).hash(password)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+def verify_password(
+    password_hash: str, password: str, hasher: PasswordHasher | None = None
+) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return (hasher or _hasher).verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    # Verified against when the user does not exist, so both cases cost the same time.
+    if id(hasher) not in _dummy_hashes:
+        _dummy_hashes[id(hasher)] = hasher.hash(secrets.token_hex(16))
+    return _dummy_hashes[id(hasher)]
 
 
 def _now() -> dt.datetime:
@@ -123,16 +131,20 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
 
 
-def authenticate(session: Session, name: str, password: str) -> User | None:
+def authenticate(
+    session: Session, name: str, password: str, *, hasher: PasswordHasher | None = None
+) -> User | None:
     """The enabled user with this name and password, else None (same cost either way)."""
+    hasher = hasher or _hasher
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(hasher), password, hasher)
         return None
-    if not verify_password(user.password_hash, password) or user.disabled:
+    if not verify_password(user.password_hash, password, hasher) or user.disabled:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if hasher.check_needs_rehash(user.password_hash):
+        # Stronger parameters since the hash was made: upgrade it while we know the password.
+        user.password_hash = hash_password(password, hasher)
     return user
 
 
@@ -249,9 +261,15 @@ class Auth:
     TOKEN_TOUCH_S = 60.0  # last_used_at is written at most this often per token
 
     def __init__(
-        self, database: Database, secret_key: bytes, *, session_max_age_s: int = 12 * 3600
+        self,
+        database: Database,
+        secret_key: bytes,
+        *,
+        session_max_age_s: int = 12 * 3600,
+        hasher: PasswordHasher | None = None,
     ) -> None:
         self.database = database
+        self.hasher = hasher or _hasher
         self.signer = Signer(secret_key)
         self.links = OneTimeLinks()
         self.session_max_age_s = session_max_age_s

@@ -127,7 +127,7 @@ async def login(
 
     def check() -> User | None:
         with a.database.session() as session:
-            return auth.authenticate(session, name, password)
+            return auth.authenticate(session, name, password, hasher=a.hasher)
 
     user = await run_in_threadpool(check)
     if user is None:
