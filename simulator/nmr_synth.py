@@ -193,13 +193,13 @@ def make_case(
     c_p, c_s = true_yield * c_lim, (1.0 - conversion) * c_lim
     if nucleus == "1H":
         b1, bw, center = 43.49, 5000.0, 5.0
-        is_shift, is_nuclei, is_name = 6.08, 3.0, "TMB"
+        is_shift, is_nuclei, is_name, is_half = 6.08, 3.0, "TMB", 0.12
         p_shift, s_gap = float(rng.uniform(7.0, 7.4)), 1.0
         n_p, n_s = float(rng.integers(1, 4)), 1.0
         solvent = Signal(1.94, 3.0, float(rng.uniform(0.05, 0.5)))
     elif nucleus == "19F":
         b1, bw, center = b1_for_nucleus("19F"), 20000.0, -100.0
-        is_shift, is_nuclei, is_name = -63.72, 3.0, "PhCF3"
+        is_shift, is_nuclei, is_name, is_half = -63.72, 3.0, "PhCF3", 0.25
         p_shift, s_gap = float(rng.uniform(-118.0, -110.0)), -1.0
         n_p, n_s = float(rng.integers(1, 4)), 1.0
         solvent = Signal(-76.5, 3.0, float(rng.uniform(0.0, 0.2)))
@@ -254,7 +254,7 @@ def make_case(
         "nucleus": nucleus,
         "internal_standard": {
             "name": is_name,
-            "region": [is_shift + 0.12, is_shift - 0.12],
+            "region": [is_shift + is_half, is_shift - is_half],
             "nuclei": is_nuclei,
             "concentration": f"{1000 * c_is:.6f} mM",
             "shift": is_shift,

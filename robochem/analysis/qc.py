@@ -84,7 +84,7 @@ def evaluate(
             f"{list(config.internal_standard.region)} ppm (SNR {snr:.1f} < {q.min_is_snr:g}; "
             "empty, mis-referenced or wrong sample?)"
         )
-    elif std.integral <= 0 or not std.lines:
+    elif std.integral <= 0 or (std.method == "lineshape" and not std.lines):
         report.reject(f"internal standard integral is not positive ({std.integral:.4g})")
     else:
         if std.snr < q.warn_is_snr:
