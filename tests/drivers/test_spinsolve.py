@@ -643,3 +643,13 @@ async def test_state_ready_without_completed_ends_the_run(
     acq = await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "r")
     assert (acq.data_folder / "data.1d").is_file()
     assert time.monotonic() - t0 < 0.015 + 2 * TIMEOUT  # the run, then one grace period
+
+
+async def test_raw_bytes_are_logged_on_the_wire_logger(
+    nmr: SpinsolveNMR, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("DEBUG", logger="robochem.drivers.wire"):
+        await nmr.hardware_check()
+    wire = [r.getMessage() for r in caplog.records if r.name == "robochem.drivers.wire"]
+    assert any(">>" in m and "<HardwareRequest />" in m for m in wire)
+    assert any("<<" in m and "<ConnectedToHardware>true" in m for m in wire)
