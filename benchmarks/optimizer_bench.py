@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -297,8 +298,12 @@ def main(argv: list[str] | None = None) -> None:
             ms = [m for m in methods if m != "skopt"]  # skopt has no multi-objective mode
         jobs += [(n, m, s, budgets[n]) for m in ms for s in range(seeds)]
     t0 = time.perf_counter()
+    records = []
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        records = pool.map(_job, jobs, chunksize=1)
+        for i, rec in enumerate(pool.imap_unordered(_job, jobs), 1):
+            records.append(rec)
+            print(f"\r{i}/{len(jobs)} runs", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
     print(f"{len(jobs)} runs in {time.perf_counter() - t0:.0f} s, {seeds} seeds each\n")
     print_table(summarise(records, budgets))
     if args.json:

@@ -36,10 +36,10 @@ def test_no_suggestion_ever_violates_a_known_constraint(
     variables: dict[str, Any], constraints: list[str], fast: dict[str, Any]
 ) -> None:
     spec = {"variables": variables, "objectives": {"y": {"goal": "maximize"}},
-            "constraints": constraints, "initial_experiments": 150, "seed": 1, **fast}
+            "constraints": constraints, "initial_experiments": 60, "seed": 1, **fast}
     opt = Optimizer.from_spec(spec)
     names = list(variables)
-    suggested = opt.ask(150)  # the whole space-filling design
+    suggested = opt.ask(60)  # the whole space-filling design
     rng = np.random.default_rng(0)
 
     def y(p: dict[str, Any]) -> float:
@@ -47,10 +47,10 @@ def test_no_suggestion_ever_violates_a_known_constraint(
 
     opt.tell(suggested, [y(p) for p in suggested])
     for _ in range(5):
-        batch = opt.ask(10)
+        batch = opt.ask(8)
         opt.tell(batch, [y(p) for p in batch])
         suggested += batch
-    assert len(suggested) == 200
+    assert len(suggested) == 100
     bad = [p for p in suggested if _violates(p, constraints)]
     assert bad == []
     assert all(opt.feasible(p) for p in suggested)
