@@ -299,6 +299,11 @@ class SpinsolveNMR(NMRSpectrometer):
         with contextlib.suppress(Exception):
             await _within(link.writer.wait_closed(), 1.0)
 
+    async def _drop(self, link: _Link) -> None:
+        """Close ``link`` unless another call has already replaced it."""
+        if self._link is link:
+            await self._close_link()
+
     async def connect(self) -> None:
         """Open the link and check the spectrometer is attached; set the solvent if given.
 
@@ -390,7 +395,7 @@ class SpinsolveNMR(NMRSpectrometer):
                 link.writer.write(data)
                 await _within(link.writer.drain(), self.timeout_s)
             except (OSError, TimeoutError) as exc:
-                await self._close_link()
+                await self._drop(link)
                 raise ConnectionLost(f"write failed: {exc!r}", device=self.name) from exc
 
     async def _command(self, child: ET.Element) -> None:
@@ -412,7 +417,7 @@ class SpinsolveNMR(NMRSpectrometer):
         except TimeoutError as exc:
             # The device state is unknown, and a late reply would be taken for the next
             # one: the next call starts on a fresh connection.
-            await self._close_link()
+            await self._drop(link)
             raise ReplyTimeout(
                 f"no <{expect}> to <{child.tag}> within {timeout:g} s", device=self.name
             ) from exc
