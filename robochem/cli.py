@@ -51,14 +51,40 @@ def sim(
     speed: float = typer.Option(
         1.0, "--speed", min=0.001, help="Clock factor: simulated seconds per wall second."
     ),
+    reaction: str = typer.Option(
+        "hat-alkylation", "--reaction", help="The reaction preset (robochem reactions list)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for noise, phase errors and drift."),
+    fault: list[str] = typer.Option(
+        [],
+        "--fault",
+        help="Schedule a fault: KIND@SECONDS[:key=value,...], e.g. "
+        "lamp_degradation@600:percent_per_hour=30 or blockage@1800:segment=transfer. "
+        "Repeatable.",
+    ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Where the simulated NMR writes its data folders."
     ),
 ) -> None:
     """Start the reference simulated lab on localhost until Ctrl-C or SIGTERM."""
+    from robochem.simulator.reactions import ConditionsError, get_preset
     from robochem.simulator.runner import sim_command
+    from robochem.simulator.world import parse_fault
 
-    sim_command(as_json=as_json, platform_out=platform_out, speed=speed, data_dir=data_dir)
+    try:
+        get_preset(reaction)
+        faults = [parse_fault(text) for text in fault]
+    except (ConditionsError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    sim_command(
+        as_json=as_json,
+        platform_out=platform_out,
+        speed=speed,
+        data_dir=data_dir,
+        reaction=reaction,
+        seed=seed,
+        faults=faults,
+    )
 
 
 def _register_subcommands() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
+import math
 import signal
 import sys
 import time
@@ -23,6 +25,9 @@ import yaml
 
 from robochem.clock import Clock, set_clock
 
+#: The reaction behind the simulated lab unless ``--reaction`` names another preset.
+DEFAULT_REACTION = "hat-alkylation"
+
 
 @dataclass(frozen=True)
 class SimDeviceSpec:
@@ -32,6 +37,61 @@ class SimDeviceSpec:
     options: dict[str, Any] = field(default_factory=dict)
     driver_options: dict[str, Any] = field(default_factory=dict)
     role: str = ""
+
+
+def _syringe_flow_limits(diameter_mm: float, min_mm_min: float, max_mm_min: float) -> list[str]:
+    """[min, max] flow of a syringe pump from its pusher speed range, as platform-file text."""
+    area_mm2 = math.pi * (diameter_mm / 2) ** 2
+    return [
+        f"{area_mm2 * min_mm_min / 1000:.3g} mL/min",
+        f"{area_mm2 * max_mm_min / 1000:.3g} mL/min",
+    ]
+
+
+def sim_limits() -> dict[str, dict[str, Any]]:
+    """Device name -> platform-file ``limits`` (text with units), from the simulators' own
+    ranges (syringe pumps: pusher speed x the 14.567 mm syringe they start with)."""
+    from robochem.simulator import chemyx, harvard
+
+    def hplc() -> dict[str, Any]:  # Azura with a 10 mL head
+        return {"flow": ["0.001 mL/min", "10 mL/min"], "max_pressure": "400 bar"}
+
+    return {
+        "pump-substrate": hplc(),
+        "pump-solvent": hplc(),
+        "pump-reagent": {
+            "flow": _syringe_flow_limits(14.567, harvard.MIN_SPEED_MM_MIN, harvard.MAX_SPEED_MM_MIN)
+        },
+        "pump-catalyst": {
+            "flow": _syringe_flow_limits(14.567, chemyx.MIN_SPEED_MM_MIN, chemyx.MAX_SPEED_MM_MIN)
+        },
+        "valve-catalyst": {"positions": [str(i) for i in range(1, 7)]},
+        "valve-collect": {"positions": [str(i) for i in range(1, 7)]},
+        "reactor": {
+            "light": ["0 %", "100 %"],
+            "temperature": ["-20 degC", "150 degC"],
+            "wavelengths": ["365 nm", "450 nm"],  # the world fits the preset's LED
+        },
+    }
+
+
+#: The simulated flow path (as ``simulator.fluidics.standard_path`` with the presets' reactor); the
+#: platform file's ``fluidics:`` section, see docs/protocols.md.
+SIM_FLUIDICS: dict[str, Any] = {
+    "pumps": {
+        "pump-substrate": {"dead_volume": "0.1 mL"},
+        "pump-reagent": {"dead_volume": "0.1 mL"},
+        "pump-catalyst": {"dead_volume": "0.1 mL", "selector": "valve-catalyst"},
+        "pump-solvent": {"dead_volume": "0.1 mL"},
+    },
+    "mixer_volume": "0.05 mL",
+    "reactor": {"device": "reactor", "volume": "3.9 mL", "inner_diameter": "1.59 mm"},
+    "nmr": {"device": "nmr", "cell_volume": "0.1 mL", "transfer_volume": "0.5 mL"},
+    "outlet_volume": "0.3 mL",
+    "collection": {"valve": "valve-collect", "waste": "1", "collect": "2"},
+    "gas_inlet": None,
+    "back_pressure": "5 bar",
+}
 
 
 def reference_devices(data_root: Path) -> list[SimDeviceSpec]:
@@ -52,6 +112,14 @@ def reference_devices(data_root: Path) -> list[SimDeviceSpec]:
             "pumps the substrate stock (HPLC pump with pressure sensor)",
         ),
         SimDeviceSpec(
+            "pump-solvent",
+            "knauer-azura",
+            KnauerPumpSimulator,
+            {"head_ml": 10, "model": "P4.1S"},
+            {"head_ml": 10, "model": "P4.1S"},
+            "pumps solvent: dilutes the stocks and carries slugs",
+        ),
+        SimDeviceSpec(
             "pump-reagent",
             "harvard-elite11",
             Elite11Simulator,
@@ -68,19 +136,29 @@ def reference_devices(data_root: Path) -> list[SimDeviceSpec]:
             "pumps the photocatalyst stock (syringe pump)",
         ),
         SimDeviceSpec(
+            "valve-catalyst",
+            "knauer-valve",
+            KnauerValveSimulator,
+            {"valve_type": "6"},
+            {},
+            "selects the photocatalyst stock the catalyst pump draws (positions 1-6)",
+        ),
+        SimDeviceSpec(
             "valve-collect",
             "knauer-valve",
             KnauerValveSimulator,
+            {"valve_type": "6"},
             {},
-            {},
-            "sends the reactor outlet to waste or collection",
+            "reactor outlet: position 1 waste, 2 collection",
         ),
         SimDeviceSpec(
             "reactor",
             "modbus-photoreactor",
             PhotoreactorSimulator,
             {},
-            {},
+            # The LED watchdog counts simulated seconds: at x100-x1000 a 30 s watchdog is
+            # 30-300 ms of wall time, shorter than a loaded machine's scheduling jitter.
+            {"watchdog_s": 600},
             "LED photoreactor with temperature control (Modbus RTU over TCP)",
         ),
         SimDeviceSpec(
@@ -104,12 +182,19 @@ class SimulatedPlatform:
         data_root: Path | None = None,
         host: str = "127.0.0.1",
         epoch: float | None = None,
+        reaction: str | None = DEFAULT_REACTION,
+        seed: int = 0,
+        faults: list[Any] | None = None,
     ) -> None:
         self.clock = Clock(speed=speed, epoch=epoch if epoch is not None else time.time())
         self.host = host
         self.data_root = Path(data_root) if data_root else _default_data_root()
         self.specs = reference_devices(self.data_root)
         self.servers: dict[str, Any] = {}
+        self.reaction = reaction
+        self.seed = seed
+        self.faults = faults or []
+        self.world: Any = None  # the VirtualLab, when a reaction is loaded
 
     async def start(self) -> SimulatedPlatform:
         self.data_root.mkdir(parents=True, exist_ok=True)
@@ -118,12 +203,18 @@ class SimulatedPlatform:
                 server = spec.factory(clock=self.clock, host=self.host, **spec.options)
                 await server.start()
                 self.servers[spec.name] = server
+            if self.reaction is not None:
+                self.world = build_world(self.servers, self.reaction, self.seed, self.faults)
+                self.world.start()
         except BaseException:
             await self.stop()
             raise
         return self
 
     async def stop(self) -> None:
+        if self.world is not None:
+            await self.world.stop()
+            self.world = None
         for server in reversed(list(self.servers.values())):
             with contextlib.suppress(Exception):
                 await server.stop()
@@ -143,20 +234,32 @@ class SimulatedPlatform:
         }
 
     def platform(self) -> dict[str, Any]:
-        """The platform description pointing the drivers at these simulators."""
+        """The platform file pointing the drivers at these simulators (docs/protocols.md).
+
+        Before :meth:`start` every URL is ``sim`` ("given by the running simulator"): that is
+        the layout shipped as ``protocols/platforms/simulated.yaml``.
+        """
         devices: dict[str, Any] = {}
+        limits = sim_limits()
         for spec in self.specs:
-            entry: dict[str, Any] = {"driver": spec.driver, "url": self.servers[spec.name].url()}
+            server = self.servers.get(spec.name)
+            url = server.url() if server is not None else "sim"
+            entry: dict[str, Any] = {"driver": spec.driver, "url": url}
             if spec.driver_options:
                 entry["options"] = dict(spec.driver_options)
             if spec.role:
                 entry["role"] = spec.role
+            if spec.name in limits:
+                entry["limits"] = limits[spec.name]
             devices[spec.name] = entry
         return {
+            "robochem": 1,
             "name": "simulated-lab",
             "simulated": True,
+            "reaction": self.reaction,
             "clock": {"speed": self.clock.speed, "epoch": self.clock.epoch},
             "devices": devices,
+            "fluidics": copy.deepcopy(SIM_FLUIDICS),
         }
 
     def write_platform(self, path: Path) -> None:
@@ -165,6 +268,42 @@ class SimulatedPlatform:
             "# Valid while that process runs; its ports change on every start.\n"
         )
         path.write_text(header + yaml.safe_dump(self.platform(), sort_keys=False))
+
+
+def reference_layout(preset: Any) -> Any:
+    """How the reference platform's devices carry a preset's stocks.
+
+    The first two stocks (substrate with the internal standard, reagent) have their own
+    pumps; the remaining stocks are photocatalysts drawn by the catalyst pump through the
+    selector valve (position 1 = the first one); a solvent pump dilutes and carries.
+    """
+    from robochem.simulator.world import WorldLayout
+
+    stocks = [s.name for s in preset.stocks]
+    return WorldLayout(
+        pumps={
+            "pump-substrate": stocks[0],
+            "pump-reagent": stocks[1],
+            "pump-catalyst": stocks[2],
+            "pump-solvent": "solvent",
+        },
+        selected_pump="pump-catalyst",
+        selector_valve="valve-catalyst",
+        selector_positions={str(i + 1): name for i, name in enumerate(stocks[2:])},
+        collection_valve="valve-collect",
+        collect_position="2",
+        reactor="reactor",
+        nmr="nmr",
+        pressure_pumps=("pump-substrate", "pump-solvent"),
+    )
+
+
+def build_world(servers: dict[str, Any], reaction: str, seed: int, faults: list[Any]) -> Any:
+    from robochem.simulator.reactions import get_preset
+    from robochem.simulator.world import VirtualLab
+
+    preset = get_preset(reaction)
+    return VirtualLab(servers, preset, reference_layout(preset), seed=seed, faults=faults)
 
 
 def _default_data_root() -> Path:
@@ -201,6 +340,7 @@ def _print_summary(platform: SimulatedPlatform, platform_out: Path | None) -> No
     for name, entry in platform.device_urls().items():
         table.add_row(name, entry["driver"], entry["url"])
     console.print(table)
+    console.print(f"reaction: {platform.reaction} (seed {platform.seed})")
     console.print(
         f"clock speed x{platform.clock.speed:g} (epoch {platform.clock.epoch:.3f}); "
         f"NMR data in {platform.data_root}"
@@ -215,7 +355,12 @@ def sim_command(
     platform_out: Path | None = None,
     speed: float = 1.0,
     data_dir: Path | None = None,
+    reaction: str = DEFAULT_REACTION,
+    seed: int = 0,
+    faults: list[Any] | None = None,
 ) -> None:
-    platform = SimulatedPlatform(speed=speed, data_root=data_dir)
+    platform = SimulatedPlatform(
+        speed=speed, data_root=data_dir, reaction=reaction, seed=seed, faults=faults
+    )
     set_clock(platform.clock)
     asyncio.run(run_until_stopped(platform, as_json=as_json, platform_out=platform_out))
