@@ -123,8 +123,11 @@ def _read_1d(path: Path) -> tuple[np.ndarray, np.ndarray]:
             path, f"corrupt header or data: xDim={x_dim} but {n_floats} float32 values"
         )
     values = np.frombuffer(raw, dtype="<f4", offset=32)
-    axis = values[:x_dim].astype(np.float64)
-    data = values[x_dim::2].astype(np.float64) + 1j * values[x_dim + 1 :: 2].astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        axis = values[:x_dim].astype(np.float64)
+        re = values[x_dim::2].astype(np.float64)
+        im = values[x_dim + 1 :: 2].astype(np.float64)
+    data = re + 1j * im
     return axis, data
 
 
