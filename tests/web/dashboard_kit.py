@@ -93,12 +93,14 @@ class FakeLab:
         self._touch(d, "flow_ml_min", ml_min)
 
     async def set_light(self, device: str, percent: float) -> None:
+        d = self._device(device, "light")
         self.calls.append(("light", device, str(percent)))
-        self._touch(self._device(device, "light"), "light_percent", percent)
+        self._touch(d, "light_percent", percent)
 
     async def set_temperature(self, device: str, celsius: float) -> None:
+        d = self._device(device, "temperature")
         self.calls.append(("temperature", device, str(celsius)))
-        self._touch(self._device(device, "temperature"), "temperature_c", celsius)
+        self._touch(d, "temperature_c", celsius)
 
     async def set_valve(self, device: str, position: str) -> None:
         d = self._device(device, "valve")
