@@ -54,7 +54,7 @@ async def event_stream(
         last = None
         while True:
             try:
-                text = json.dumps(device_dicts(ctx), default=str)
+                text = json.dumps(device_dicts(ctx), separators=(",", ":"), default=str)
             except Exception:  # a broken device layer must not end the event stream
                 log.exception("lab.devices() failed")
                 text = None
