@@ -1,0 +1,625 @@
+"""Checks across fields: inside a protocol, inside a platform, and protocol against platform.
+
+Each check returns :class:`~robochem.protocols.errors.Issue` objects pointing at the field
+to change, so a chemist reads ``protocol.yaml:14:12: variables.equiv_b.stock: ...`` rather
+than a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import Issue
+from .model import (
+    MEASURES,
+    Categorical,
+    ConcentrationVariable,
+    EquivalentsVariable,
+    Protocol,
+    SlugMode,
+)
+from .platform import SIM_URL, Platform
+from .recipe import corners, expand, format_conditions, stock_choices
+from .source import Source, did_you_mean
+from .units import format_quantity, parse_quantity
+
+__all__ = ["check_against_platform", "check_platform", "check_protocol", "reagent_needs"]
+
+_SINGLETONS = ("residence_time", "light", "temperature")
+
+
+def _names(options: Iterable[str]) -> str:
+    return ", ".join(repr(o) for o in options)
+
+
+def _unknown(kind: str, given: str, options: Iterable[str]) -> str:
+    options = list(options)
+    guess = did_you_mean(given, options)
+    return f"unknown {kind} {given!r}; " + (guess or f"expected one of {_names(options)}")
+
+
+# -- platform ---------------------------------------------------------------------------------
+
+
+def check_platform(platform: Platform, src: Source) -> list[Issue]:
+    from robochem.drivers.registry import DRIVERS
+
+    issues: list[Issue] = []
+    devices = platform.devices
+    for name, dev in devices.items():
+        if dev.driver not in DRIVERS:
+            issues.append(
+                src.issue(
+                    ("devices", name, "driver"), _unknown("driver", dev.driver, sorted(DRIVERS))
+                )
+            )
+        if dev.url == SIM_URL and not platform.simulated:
+            issues.append(
+                src.issue(
+                    ("devices", name, "url"),
+                    f"'{SIM_URL}' is only allowed in a "
+                    "simulated platform (simulated: true); give the device URL",
+                )
+            )
+        for key in ("flow", "light", "temperature"):
+            pair = getattr(dev.limits, key)
+            if pair is not None and pair[0].value > pair[1].value:
+                issues.append(
+                    src.issue(
+                        ("devices", name, "limits", key),
+                        f"[{pair[0].text}, {pair[1].text}]: min must not exceed max",
+                    )
+                )
+    fl = platform.fluidics
+
+    def need(path: tuple[Any, ...], device: str, what: str) -> bool:
+        if device not in devices:
+            issues.append(src.issue(path, _unknown(f"{what} device", device, devices)))
+            return False
+        return True
+
+    for pump in fl.pumps:
+        if need(("fluidics", "pumps", pump), pump, "pump") and devices[pump].limits.flow is None:
+            issues.append(
+                src.issue(
+                    ("devices", pump, "limits"),
+                    "a pump feeding the mixer needs limits.flow: [min, max]",
+                )
+            )
+    need(("fluidics", "reactor", "device"), fl.reactor.device, "reactor")
+    need(("fluidics", "nmr", "device"), fl.nmr.device, "NMR")
+    if fl.collection is not None and need(
+        ("fluidics", "collection", "valve"), fl.collection.valve, "valve"
+    ):
+        positions = devices[fl.collection.valve].limits.positions
+        for key in ("waste", "collect"):
+            pos = getattr(fl.collection, key)
+            if positions is not None and pos not in positions:
+                issues.append(
+                    src.issue(
+                        ("fluidics", "collection", key),
+                        f"{pos!r} is not a position of {fl.collection.valve}; "
+                        f"positions are {_names(positions)}",
+                    )
+                )
+    if fl.gas_inlet is not None:
+        need(("fluidics", "gas_inlet", "device"), fl.gas_inlet.device, "gas inlet")
+    return issues
+
+
+# -- protocol alone ---------------------------------------------------------------------------
+
+
+def check_protocol(p: Protocol, src: Source) -> list[Issue]:
+    issues: list[Issue] = []
+    add = issues.append
+    stocks = p.stocks
+    choices_of = stock_choices(p)
+
+    limiting = [n for n, s in stocks.items() if s.role == "limiting"]
+    if len(limiting) != 1:
+        where = ("stocks", limiting[1], "role") if len(limiting) > 1 else ("stocks",)
+        add(
+            src.issue(
+                where,
+                f"{len(limiting)} stocks have role 'limiting' "
+                f"({_names(limiting) or 'none'}); exactly one must",
+            )
+        )
+
+    for name, var in p.variables.items():
+        base = ("variables", name)
+        if not name.isidentifier():
+            add(
+                src.issue(
+                    base,
+                    f"variable name {name!r} must be a name usable in constraints "
+                    "(letters, digits and _; no '-' or spaces)",
+                    at_key=True,
+                )
+            )
+        if isinstance(var, Categorical):
+            seen: set[str] = set()
+            for i, choice in enumerate(var.choices):
+                if repr(choice) in seen:
+                    add(src.issue((*base, "choices", i), f"duplicate choice {choice!r}"))
+                seen.add(repr(choice))
+            continue
+        if var.low.value >= var.high.value:
+            add(
+                src.issue(
+                    (*base, "high"), f"high {var.high.text!r} must be above low {var.low.text!r}"
+                )
+            )
+        if var.log and var.low.value <= 0:
+            add(src.issue((*base, "low"), f"{var.low.text!r}: a log-scaled variable needs low > 0"))
+        if var.type == "light" and var.high.value > 100:
+            add(src.issue((*base, "high"), f"{var.high.text!r}: light is 0-100 %"))
+        if isinstance(var, ConcentrationVariable | EquivalentsVariable):
+            issues.extend(_check_stock_ref(p, name, var, src, choices_of))
+
+    for kind in _SINGLETONS:
+        named = [n for n, v in p.variables.items() if v.type == kind]
+        fixed = getattr(p.fixed, kind)
+        if len(named) > 1:
+            add(
+                src.issue(
+                    ("variables", named[1]),
+                    f"a second {kind} variable (first is {named[0]!r}); there can be only one",
+                    at_key=True,
+                )
+            )
+        if named and fixed is not None:
+            add(
+                src.issue(
+                    ("fixed", kind),
+                    f"{kind} is both fixed ({fixed.text!r}) and the "
+                    f"variable {named[0]!r}; keep one",
+                    at_key=True,
+                )
+            )
+        if not named and fixed is None:
+            add(
+                src.issue(
+                    ("fixed",),
+                    f"{kind} is neither a variable nor fixed; add "
+                    f"'fixed: {{{kind}: ...}}' or a variable of type {kind}",
+                    at_key=True,
+                )
+            )
+    if p.fixed.light is not None and p.fixed.light.value > 100:
+        add(src.issue(("fixed", "light"), f"{p.fixed.light.text!r}: light is 0-100 %"))
+
+    issues.extend(_check_amounts(p, src, choices_of))
+    issues.extend(_check_pumps_distinct(p, src, choices_of))
+
+    # objectives, constraints, optimiser
+    for name, obj in p.objectives.items():
+        if obj.measure in ("conversion", "selectivity"):
+            a = p.analysis
+            if a.substrate is None and a.limiting_reagent.region is None:
+                add(
+                    src.issue(
+                        ("objectives", name, "measure"),
+                        f"{obj.measure!r} needs the "
+                        "substrate's signal: give analysis.substrate (or region and "
+                        "nuclei in analysis.limiting_reagent)",
+                    )
+                )
+    priorities = [o.priority for o in p.objectives.values() if o.priority is not None]
+    if len(set(priorities)) != len(priorities):
+        dup = next(n for n, o in p.objectives.items() if priorities.count(o.priority) > 1)
+        add(
+            src.issue(
+                ("objectives", dup, "priority"),
+                "two objectives share this priority; give each a different rank",
+            )
+        )
+
+    from robochem.optimizer.constraints import parse_constraint
+    from robochem.optimizer.errors import SpecError
+
+    for i, expression in enumerate(p.constraints):
+        try:
+            parse_constraint(expression, list(p.variables), i)
+        except (SpecError, ValueError) as exc:
+            add(src.issue(("constraints", i), str(exc)))
+
+    opt = p.optimizer
+    if opt.initial_experiments > opt.budget:
+        add(
+            src.issue(
+                ("optimizer", "initial_experiments"),
+                f"{opt.initial_experiments} initial experiments exceed the budget of {opt.budget}",
+            )
+        )
+    for key, value in opt.stopping.target.items():
+        path = ("optimizer", "stopping", "target", key)
+        if key not in p.objectives:
+            add(src.issue(path, _unknown("objective", key, p.objectives), at_key=True))
+            continue
+        try:
+            parse_quantity(value, MEASURES[p.objectives[key].measure])
+        except ValueError as exc:
+            add(src.issue(path, str(exc)))
+
+    lo, hi = p.safety.temperature
+    if lo.value >= hi.value:
+        add(src.issue(("safety", "temperature", 1), f"{hi.text!r} must be above {lo.text!r}"))
+    else:
+        for path, t in _temperatures(p):
+            if not lo.value <= t.value <= hi.value:
+                add(
+                    src.issue(
+                        path, f"{t.text!r} is outside the safety range [{lo.text}, {hi.text}]"
+                    )
+                )
+    return sorted(issues, key=lambda i: (i.line, i.column))
+
+
+def _temperatures(p: Protocol) -> list[tuple[tuple[Any, ...], Any]]:
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    for name, var in p.variables_of_type("temperature").items():
+        out += [(("variables", name, "low"), var.low), (("variables", name, "high"), var.high)]
+    if p.fixed.temperature is not None:
+        out.append((("fixed", "temperature"), p.fixed.temperature))
+    return out
+
+
+def _check_stock_ref(
+    p: Protocol, name: str, var: Any, src: Source, choices_of: dict[str, list[str]]
+) -> list[Issue]:
+    path = ("variables", name, "stock")
+    target = var.stock
+    if target in p.stocks:
+        targets = [target]
+    elif target in p.variables and isinstance(p.variables[target], Categorical):
+        if target not in choices_of:
+            bad = [c for c in p.variables[target].choices if str(c) not in p.stocks]  # type: ignore[union-attr]
+            return [
+                src.issue(
+                    path,
+                    f"{target!r} chooses {_names(map(str, bad))}, which are not "
+                    f"stocks; stocks are {_names(p.stocks)}",
+                )
+            ]
+        targets = choices_of[target]
+    else:
+        return [src.issue(path, _unknown("stock", target, p.stocks))]
+    issues = []
+    for stock in targets:
+        role = p.stocks[stock].role
+        if isinstance(var, ConcentrationVariable) and role != "limiting":
+            issues.append(
+                src.issue(
+                    path,
+                    f"a concentration variable sets the limiting reagent; "
+                    f"stock {stock!r} has role {role!r} (use equivalents)",
+                )
+            )
+        if isinstance(var, EquivalentsVariable) and role == "limiting":
+            issues.append(
+                src.issue(
+                    path,
+                    f"stock {stock!r} is the limiting reagent: vary its "
+                    "amount with a concentration variable",
+                )
+            )
+    return issues
+
+
+def _check_amounts(p: Protocol, src: Source, choices_of: dict[str, list[str]]) -> list[Issue]:
+    """Each stock's amount comes from exactly one place: its own field or one variable."""
+    issues = []
+    set_by: dict[str, str] = {}
+    for name, var in p.variables.items():
+        if isinstance(var, ConcentrationVariable | EquivalentsVariable):
+            for stock in choices_of.get(var.stock, [var.stock]):
+                set_by.setdefault(stock, name)
+    for name, stock in p.stocks.items():
+        base = ("stocks", name)
+        field = "target_concentration" if stock.role == "limiting" else "equivalents"
+        wrong = "equivalents" if stock.role == "limiting" else "target_concentration"
+        if getattr(stock, wrong) is not None:
+            issues.append(
+                src.issue(
+                    (*base, wrong),
+                    f"{wrong} does not apply to a stock with role {stock.role!r}; use {field}",
+                    at_key=True,
+                )
+            )
+        given = getattr(stock, field)
+        if given is not None and name in set_by:
+            issues.append(
+                src.issue(
+                    (*base, field),
+                    f"{given.text!r} is also set by the variable {set_by[name]!r}; keep one",
+                    at_key=True,
+                )
+            )
+        if given is None and name not in set_by:
+            issues.append(
+                src.issue(
+                    base,
+                    f"no amount for this stock: give {field} or vary it with a variable",
+                    at_key=True,
+                )
+            )
+    return issues
+
+
+def _check_pumps_distinct(
+    p: Protocol, src: Source, choices_of: dict[str, list[str]]
+) -> list[Issue]:
+    """Two stocks on one pump only when they are alternatives (never used together)."""
+    group = {s: v for v, stocks in choices_of.items() for s in stocks}
+    owner: dict[str, str] = {}
+    issues = []
+    for name, stock in p.stocks.items():
+        first = owner.get(stock.pump)
+        if first is not None and (first not in group or group.get(name) != group[first]):
+            issues.append(
+                src.issue(
+                    ("stocks", name, "pump"), f"{stock.pump!r} already carries stock {first!r}"
+                )
+            )
+        owner.setdefault(stock.pump, name)
+    if p.solvent.pump in owner:
+        issues.append(
+            src.issue(
+                ("solvent", "pump"),
+                f"{p.solvent.pump!r} already carries stock {owner[p.solvent.pump]!r}",
+            )
+        )
+    return issues
+
+
+# -- protocol against platform ---------------------------------------------------------------
+
+
+def check_against_platform(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
+    issues: list[Issue] = []
+    add = issues.append
+    fl = platform.fluidics
+    pumps = list(fl.pumps)
+    for path, pump in [(("stocks", n, "pump"), s.pump) for n, s in p.stocks.items()] + [
+        (("solvent", "pump"), p.solvent.pump)
+    ]:
+        if pump not in fl.pumps:
+            add(
+                src.issue(
+                    path,
+                    f"{_unknown('pump', pump, pumps)} (the pumps of platform {platform.name!r})",
+                )
+            )
+    if issues:
+        return issues
+    issues.extend(_check_selectors(p, platform, src))
+
+    reactor = platform.devices[fl.reactor.device].limits
+    if reactor.light is not None:
+        lo, hi = reactor.light
+        for path, q in _ranged(p, "light"):
+            if not lo.value <= q.value <= hi.value:
+                add(
+                    src.issue(
+                        path,
+                        f"{q.text!r} is outside the light range of "
+                        f"{fl.reactor.device} [{lo.text}, {hi.text}]",
+                    )
+                )
+    if reactor.temperature is not None:
+        lo, hi = reactor.temperature
+        for path, q in _temperatures(p):
+            if not lo.value <= q.value <= hi.value:
+                add(
+                    src.issue(
+                        path,
+                        f"{q.text!r} is outside the temperature range of "
+                        f"{fl.reactor.device} [{lo.text}, {hi.text}]",
+                    )
+                )
+    if p.fixed.wavelength is not None and reactor.wavelengths is not None:
+        wl = p.fixed.wavelength
+        if not any(abs(w.value - wl.value) <= 1.0 for w in reactor.wavelengths):
+            add(
+                src.issue(
+                    ("fixed", "wavelength"),
+                    f"{wl.text!r}: {fl.reactor.device} has "
+                    f"{', '.join(w.text for w in reactor.wavelengths)}",
+                )
+            )
+    for pump in [*dict.fromkeys([s.pump for s in p.stocks.values()]), p.solvent.pump]:
+        rating = platform.devices[pump].limits.max_pressure
+        if rating is not None and p.safety.max_pressure.value > rating.value:
+            add(
+                src.issue(
+                    ("safety", "max_pressure"),
+                    f"{p.safety.max_pressure.text!r} is above the rating of {pump} ({rating.text})",
+                )
+            )
+    mode = p.execution
+    if isinstance(mode, SlugMode):
+        if mode.volume.value >= fl.reactor.volume.value:
+            add(
+                src.issue(
+                    ("execution", "volume"),
+                    f"a {mode.volume.text!r} slug does not fit in "
+                    f"the reactor ({fl.reactor.volume.text}); make it smaller",
+                )
+            )
+        if mode.gas_segment is not None and fl.gas_inlet is None:
+            add(
+                src.issue(
+                    ("execution", "gas_segment"),
+                    f"platform {platform.name!r} has no gas "
+                    "inlet (fluidics.gas_inlet) to make gas segments",
+                )
+            )
+    solvent_limits = platform.devices[p.solvent.pump].limits.flow
+    if solvent_limits is not None:
+        q = p.cleaning.flow.value
+        if not solvent_limits[0].value <= q <= solvent_limits[1].value:
+            add(
+                src.issue(
+                    ("cleaning", "flow"),
+                    f"{p.cleaning.flow.text!r} is outside the range "
+                    f"of {p.solvent.pump} [{solvent_limits[0].text}, "
+                    f"{solvent_limits[1].text}]",
+                )
+            )
+    if issues:
+        return issues
+
+    issues.extend(_check_corners(p, platform, src))
+    if not issues:
+        issues.extend(_check_reagents(p, platform, src))
+    return issues
+
+
+def _check_selectors(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
+    """Stocks sharing a pump are drawn through its selector valve, each from its own port."""
+    issues = []
+    by_pump: dict[str, list[str]] = {}
+    for name, stock in p.stocks.items():
+        by_pump.setdefault(stock.pump, []).append(name)
+    for pump, names in by_pump.items():
+        selector = platform.fluidics.pumps[pump].selector
+        if selector is None:
+            if len(names) > 1:
+                issues.append(
+                    src.issue(
+                        ("stocks", names[1], "pump"),
+                        f"{pump!r} also carries "
+                        f"{names[0]!r} and has no selector valve on platform "
+                        f"{platform.name!r}",
+                    )
+                )
+            for name in names:
+                if p.stocks[name].port is not None:
+                    issues.append(
+                        src.issue(
+                            ("stocks", name, "port"),
+                            f"{pump!r} has no selector valve; remove port",
+                            at_key=True,
+                        )
+                    )
+            continue
+        positions = (
+            platform.devices[selector].limits.positions if selector in platform.devices else None
+        )
+        used: dict[str, str] = {}
+        for name in names:
+            port = p.stocks[name].port
+            if port is None:
+                issues.append(
+                    src.issue(
+                        ("stocks", name),
+                        f"{pump!r} draws through the selector "
+                        f"valve {selector!r}: give this stock's port",
+                        at_key=True,
+                    )
+                )
+            elif positions is not None and port not in positions:
+                issues.append(
+                    src.issue(
+                        ("stocks", name, "port"),
+                        f"{port!r} is not a position "
+                        f"of {selector!r}; positions are {_names(positions)}",
+                    )
+                )
+            elif port in used:
+                issues.append(
+                    src.issue(
+                        ("stocks", name, "port"),
+                        f"port {port!r} already draws stock {used[port]!r}",
+                    )
+                )
+            else:
+                used[port] = name
+    return issues
+
+
+def _ranged(p: Protocol, kind: str) -> list[tuple[tuple[Any, ...], Any]]:
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    for name, var in p.variables_of_type(kind).items():
+        out += [(("variables", name, "low"), var.low), (("variables", name, "high"), var.high)]
+    fixed = getattr(p.fixed, kind)
+    if fixed is not None:
+        out.append((("fixed", kind), fixed))
+    return out
+
+
+def feasible_corners(p: Protocol) -> list[dict[str, Any]]:
+    """Corners the optimiser may ask for: those no declared constraint excludes."""
+    from robochem.optimizer.constraints import ConstraintSet
+
+    constraints = ConstraintSet(list(p.constraints), list(p.variables))
+    return [c for c in corners(p) if not constraints.violated(c)]
+
+
+def _check_corners(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
+    """Expand every corner; report each distinct problem once, at its first corner."""
+    first: dict[str, tuple[dict[str, Any], str]] = {}
+    counts: dict[str, int] = {}
+    for corner in feasible_corners(p):
+        for problem in expand(p, platform, corner).problems:
+            key = problem.split(" would run")[0] + (" low" if "below" in problem else " high")
+            if "solvent would be" in problem:
+                key = "solvent"
+            first.setdefault(key, (corner, problem))
+            counts[key] = counts.get(key, 0) + 1
+    issues = []
+    for key, (corner, problem) in first.items():
+        more = counts[key] - 1
+        tail = f" (and {more} more corner{'s' if more > 1 else ''})" if more else ""
+        issues.append(
+            src.issue(
+                ("variables",),
+                f"infeasible corner {format_conditions(p, corner)}: {problem}{tail}",
+                at_key=True,
+            )
+        )
+    return issues
+
+
+def reagent_needs(p: Protocol, platform: Platform) -> dict[str, tuple[float, float]]:
+    """Stock (and the solvent, under its name) -> (mL needed for the budget, mL available).
+
+    Needed = worst-corner use per experiment x budget + priming of the pump's dead volume.
+    """
+    worst: dict[str, float] = {n: 0.0 for n in p.stocks}
+    worst_solvent = 0.0
+    for corner in feasible_corners(p) or corners(p):
+        recipe = expand(p, platform, corner, check=False)
+        for n, v in recipe.stock_use_ml.items():
+            worst[n] = max(worst[n], v)
+        worst_solvent = max(worst_solvent, recipe.solvent_use_ml)
+    budget = p.optimizer.budget
+    pumps = platform.fluidics.pumps
+    out = {
+        n: (worst[n] * budget + pumps[s.pump].dead_volume.value, s.available.value)
+        for n, s in p.stocks.items()
+    }
+    solvent_priming = pumps[p.solvent.pump].dead_volume.value
+    out[p.solvent.name] = (worst_solvent * budget + solvent_priming, p.solvent.available.value)
+    return out
+
+
+def _check_reagents(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
+    issues = []
+    for name, (needed, available) in reagent_needs(p, platform).items():
+        if needed > available * (1 + 1e-9):
+            path = ("stocks", name, "available") if name in p.stocks else ("solvent", "available")
+            given = p.stocks[name].available if name in p.stocks else p.solvent.available
+            issues.append(
+                src.issue(
+                    path,
+                    f"{given.text!r} is not enough: the budget of "
+                    f"{p.optimizer.budget} experiments may need up to "
+                    f"{format_quantity(needed, 'volume')} "
+                    "(worst corner, priming included)",
+                )
+            )
+    return issues

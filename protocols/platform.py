@@ -1,0 +1,147 @@
+"""The platform file: which devices a lab has, their limits, and how the liquid flows.
+
+A protocol says *what* to run; the platform says *with what*. The same protocol validates
+against ``protocols/platforms/simulated.yaml`` and against a real lab's file.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .units import Quantity, quantity_type
+
+__all__ = [
+    "PLATFORM_VERSION",
+    "Collection",
+    "DeviceLimits",
+    "DeviceSpec",
+    "Fluidics",
+    "GasInlet",
+    "Platform",
+    "PumpLine",
+]
+
+PLATFORM_VERSION = 1
+#: placeholder URL of a simulated platform: filled in by ``robochem sim --platform-out``
+SIM_URL = "sim"
+
+Volume = quantity_type("volume", minimum=0.0, exclusive=True)
+VolumeOrZero = quantity_type("volume", minimum=0.0)
+Flow = quantity_type("flow", minimum=0.0)
+Pressure = quantity_type("pressure", minimum=0.0, exclusive=True)
+PressureOrZero = quantity_type("pressure", minimum=0.0)
+Temperature = quantity_type("temperature")
+Percent = quantity_type("percent", minimum=0.0)
+Length = quantity_type("length", minimum=0.0, exclusive=True)
+Wavelength = quantity_type("wavelength", minimum=0.0, exclusive=True)
+
+_NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceLimits(_Strict):
+    """What a device can do. Only the limits that apply to the device are given."""
+
+    flow: tuple[Flow, Flow] | None = Field(
+        default=None, description="[min, max] flow rate a pump can deliver when running"
+    )
+    max_pressure: Pressure | None = Field(default=None, description="pressure rating")
+    light: tuple[Percent, Percent] | None = Field(
+        default=None, description="[min, max] light intensity setpoint"
+    )
+    temperature: tuple[Temperature, Temperature] | None = Field(
+        default=None, description="[min, max] temperature setpoint"
+    )
+    wavelengths: list[Wavelength] | None = Field(
+        default=None, description="LED wavelengths the reactor has"
+    )
+    positions: list[str] | None = Field(default=None, description="valve position names")
+
+
+class DeviceSpec(_Strict):
+    driver: str = Field(description="driver name, see `robochem.drivers.registry.DRIVERS`")
+    url: str = Field(
+        description="where the device answers (serial://, tcp://, modbus-tcp://...); "
+        f"'{SIM_URL}' in a simulated platform means 'given by the running simulator'"
+    )
+    options: dict[str, object] = Field(default_factory=dict, description="driver options")
+    role: str = ""
+    limits: DeviceLimits = Field(default_factory=DeviceLimits)
+
+
+class PumpLine(_Strict):
+    """A pump feeding the mixer; ``dead_volume`` is primed once per campaign."""
+
+    dead_volume: VolumeOrZero = Field(
+        default=Quantity(0.0, "0 mL", "volume"),
+        description="volume from the stock to the mixer, used up once by priming",
+    )
+    selector: str | None = Field(
+        default=None,
+        description="valve choosing which stock this pump draws; its stocks give their port",
+    )
+
+
+class Reactor(_Strict):
+    device: str
+    volume: Volume = Field(description="irradiated volume of the reactor coil")
+    inner_diameter: Length | None = None
+
+
+class Nmr(_Strict):
+    device: str
+    cell_volume: Volume
+    transfer_volume: VolumeOrZero = Field(
+        description="tubing volume from the reactor outlet to the NMR flow cell"
+    )
+
+
+class Collection(_Strict):
+    valve: str
+    waste: str = Field(description="valve position sending the flow to waste")
+    collect: str = Field(description="valve position sending the flow to the collection vessel")
+
+
+class GasInlet(_Strict):
+    device: str = Field(description="mass-flow controller or valve making the gas segments")
+
+
+class Fluidics(_Strict):
+    """The flow path: pumps -> mixer -> reactor -> NMR -> collection valve."""
+
+    pumps: dict[str, PumpLine] = Field(
+        description="the pumps that feed the mixer; each protocol stock names one of them"
+    )
+    mixer_volume: VolumeOrZero = Field(default=Quantity(0.0, "0 mL", "volume"))
+    reactor: Reactor
+    nmr: Nmr
+    outlet_volume: VolumeOrZero = Field(default=Quantity(0.0, "0 mL", "volume"))
+    collection: Collection | None = None
+    gas_inlet: GasInlet | None = None
+    back_pressure: PressureOrZero | None = Field(
+        default=None, description="back-pressure regulator setting"
+    )
+
+
+class Platform(_Strict):
+    """A platform file."""
+
+    robochem: Literal[1] = Field(description="platform file format version")
+    name: str
+    simulated: bool = False
+    reaction: str | None = Field(
+        default=None, description="simulated platforms: the virtual-lab reaction preset"
+    )
+    clock: dict[str, float] | None = Field(
+        default=None, description="written by `robochem sim`: the simulated clock"
+    )
+    devices: dict[str, DeviceSpec] = Field(min_length=1)
+    fluidics: Fluidics
+
+    def device_names(self) -> list[str]:
+        return list(self.devices)
