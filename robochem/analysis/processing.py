@@ -92,12 +92,12 @@ def _dilate(mask: np.ndarray, width: int) -> np.ndarray:
     """Grow every True run of ``mask`` by ``width`` points on both sides."""
     if width <= 0 or not mask.any():
         return mask
-    counts = np.concatenate(([0], np.cumsum(mask, dtype=np.int64)))
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    out = np.zeros_like(mask)
     n = mask.size
-    idx = np.arange(n)
-    hi = np.minimum(idx + width + 1, n)
-    lo = np.maximum(idx - width, 0)
-    return (counts[hi] - counts[lo]) > 0
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        out[max(start - width, 0) : min(stop + width, n)] = True
+    return out
 
 
 def _local_maxima(values: np.ndarray, threshold: float, distance: int, limit: int) -> np.ndarray:
@@ -121,13 +121,12 @@ def _wrap_deg(angle: np.ndarray | float) -> np.ndarray | float:
 
 
 def _estimate_phase(
-    spec: np.ndarray, sigma: float, *, p1_prior_deg: float = 30.0
+    spec: np.ndarray, mag: np.ndarray, sigma: float, *, p1_prior_deg: float = 30.0
 ) -> tuple[float, float, int]:
     """Return ``(p0, p1, n_clusters)`` in degrees, in nmrglue ``ps`` convention."""
     size = spec.size
     if sigma <= 0:
         return 0.0, 0.0, 0
-    mag = np.abs(spec)
     peaks = _local_maxima(mag, max(10.0 * sigma, 0.02 * float(mag.max())), 4, 24)
     if peaks.size == 0:
         return 0.0, 0.0, 0
@@ -203,11 +202,12 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
     size = 1 << int(np.ceil(np.log2(size)))
     correlation = float(size * np.sum(apod * apod) / np.sum(apod) ** 2)
     # nmrglue's zf_size + fft (NMR order), with scipy's threaded FFT
-    spec = np.fft.fftshift(scipy.fft.fft(data, n=size, workers=2))
+    spec = np.fft.fftshift(scipy.fft.fft(data, n=size))
 
     # noise from the magnitude-free estimate: real and imaginary parts together
-    sigma0 = _robust_sd(np.concatenate((spec.real[::4], spec.imag[::4])))
-    p0, p1, n_clusters = _estimate_phase(spec, sigma0)
+    sigma0 = _robust_sd(np.concatenate((spec.real[::8], spec.imag[::8])))
+    mag = np.abs(spec)  # unchanged by phasing
+    p0, p1, n_clusters = _estimate_phase(spec, mag, sigma0)
     if p0 or p1:
         # nmrglue ps convention: × exp(i·(p0 + p1·k/size)), degrees
         angle = np.deg2rad(p0) + np.deg2rad(p1) * (np.arange(size) / size)
@@ -215,7 +215,6 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
 
     real = spec.real.copy()
     imag = spec.imag.copy()
-    mag = np.abs(spec)
     signal = _dilate(mag > 4.0 * sigma0, max(round(3.0 / (fid.sw_hz / size)), 4))
     coeffs: list[float] = []
     method = "none"
