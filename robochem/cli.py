@@ -96,6 +96,10 @@ def _register_subcommands() -> None:
 
     app.add_typer(user_app, name="user")
     # -- further groups are registered below by the issues that build them --
+    from robochem.protocols.cli import schema_command, validate_command
+
+    app.command("validate")(validate_command)
+    app.command("schema")(schema_command)
     from robochem.analysis.cli import nmr_app
 
     app.add_typer(nmr_app, name="nmr")
