@@ -146,7 +146,7 @@
       substrate: "rgba(234,88,12,.15)" };
     plot("plot-spectrum", [{ x: s.ppm, y: s.intensity, mode: "lines", line: { color: "#111827", width: 1 }, name: "spectrum" }], {
       xaxis: { title: { text: "δ (ppm)" }, autorange: "reversed" }, yaxis: { title: { text: "intensity" } },
-      showlegend: false,
+      showlegend: false, margin: { l: 56, r: 16, t: 24, b: 46 },
       shapes: s.regions.filter((r) => r.lo !== null && r.hi !== null).map((r) => ({
         type: "rect", xref: "x", yref: "paper", x0: r.lo, x1: r.hi, y0: 0, y1: 1, line: { width: 0 },
         fillcolor: colors[r.role] || "rgba(107,114,128,.15)" })),

@@ -25,10 +25,15 @@
     }));
   }
 
+  let badLines = new Set();
+
   function gutter() {
     const lines = textarea.value.split("\n").length;
-    document.getElementById("gutter").textContent =
-      Array.from({ length: lines }, (_, i) => i + 1).join("\n");
+    const numbers = [];
+    for (let n = 1; n <= lines; n++) {
+      numbers.push(badLines.has(n) ? rc.el("span", { class: "bad" }, n) : String(n), "\n");
+    }
+    document.getElementById("gutter").replaceChildren(...numbers);
   }
 
   function goToLine(line) {
@@ -40,6 +45,8 @@
 
   function showIssues(issues, validMessage) {
     const list = document.getElementById("issues");
+    badLines = new Set(issues.map((i) => i.line).filter(Boolean));
+    gutter();
     list.className = issues.length ? "issues" : "issues valid";
     if (!issues.length) { list.replaceChildren(rc.el("li", {}, validMessage)); return; }
     list.replaceChildren(...issues.map((i) => {

@@ -15,7 +15,7 @@
   }
 
   function value(v) {
-    if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(3).replace(/0+$/, "0");
+    if (typeof v === "number") return String(Math.round(v * 1000) / 1000);
     if (typeof v === "boolean") return v ? "yes" : "no";
     return v === null || v === undefined ? "—" : String(v);
   }
