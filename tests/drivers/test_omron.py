@@ -66,7 +66,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def sim(clock: Clock) -> AsyncIterator[PhotoreactorSimulator]:
-    async with PhotoreactorSimulator(clock=clock, ambient_c=22.0) as server:
+    # Powered up stopped, so the PV stays at ambient until a test runs the controller
+    # (at 600x a few loaded wall milliseconds would otherwise move it).
+    async with PhotoreactorSimulator(clock=clock, ambient_c=22.0, running=False) as server:
         yield server
 
 
@@ -77,13 +79,14 @@ async def omron(sim: PhotoreactorSimulator) -> AsyncIterator[OmronE5CC]:
 
 
 async def test_connect_sequence_is_the_documented_bytes(sim: PhotoreactorSimulator) -> None:
-    assert sim.running  # the controller powers up running
+    sim.running = True  # a controller that powered up running
     async with OmronE5CC(sim.url(), timeout_s=TIMEOUT):
         assert sim.received == [COMM_ON, READ_STATUS32, RAM_MODE, STOP]
         assert sim.comm_writing and sim.write_mode_ram and not sim.running
 
 
 async def test_stop_on_connect_can_be_disabled(sim: PhotoreactorSimulator) -> None:
+    sim.running = True
     async with OmronE5CC(sim.url(), timeout_s=TIMEOUT, stop_on_connect=False):
         assert STOP not in sim.received
         assert sim.running
@@ -313,3 +316,11 @@ async def test_open_device_by_driver_name(sim: PhotoreactorSimulator) -> None:
         assert isinstance(omron, OmronE5CC)
         assert omron.name == "jacket"
         assert await omron.get_temperature() == pytest.approx(sim.temperature_c, abs=0.3)
+
+
+async def test_serial_options_on_rtu_over_tcp(sim: PhotoreactorSimulator) -> None:
+    # 8E1 as on the controller's RS-485 port; socket:// ignores them but they must parse.
+    url = sim.url() + "&baudrate=9600&parity=E"
+    async with OmronE5CC(url, timeout_s=TIMEOUT) as omron:
+        assert await omron.set_setpoint(50.0) == 50.0
+        assert sim.received[-1] == WRITE_SP_500
