@@ -313,6 +313,13 @@ def _check_amounts(p: Protocol, src: Source, choices_of: dict[str, list[str]]) -
     """Each stock's amount comes from exactly one place: its own field or one variable."""
     issues = []
     set_by: dict[str, str] = {}
+    # a variable naming an unknown stock is reported on its own; don't also blame the stock
+    dangling = any(
+        isinstance(v, ConcentrationVariable | EquivalentsVariable)
+        and v.stock not in p.stocks
+        and v.stock not in choices_of
+        for v in p.variables.values()
+    )
     for name, var in p.variables.items():
         if isinstance(var, ConcentrationVariable | EquivalentsVariable):
             for stock in choices_of.get(var.stock, [var.stock]):
@@ -338,7 +345,7 @@ def _check_amounts(p: Protocol, src: Source, choices_of: dict[str, list[str]]) -
                     at_key=True,
                 )
             )
-        if given is None and name not in set_by:
+        if given is None and name not in set_by and not dangling:
             issues.append(
                 src.issue(
                     base,

@@ -132,6 +132,8 @@ def validation_issues(exc: ValidationError, source: Source, model: type[BaseMode
             continue
         if err["type"] == "missing" and path in suggested:
             continue  # the misspelt key next to it already says what was meant
+        if err["type"] == "union_tag_invalid":
+            path = (*path, str((err.get("ctx") or {}).get("discriminator", "")).strip("'"))
         at_key, message = _message(path, err, source)
         issues.append(source.issue(path, message, at_key=at_key))
     unique = list(dict.fromkeys(issues))
@@ -163,16 +165,15 @@ def _message(path: tuple[Any, ...], err: dict[str, Any], source: Source) -> tupl
     if kind == "literal_error":
         return False, f"{given!r} is not allowed; expected {ctx.get('expected')}"
     if kind == "union_tag_invalid":
-        tag_key = ctx.get("discriminator", "").strip("'")
         expected = ctx.get("expected_tags", "")
-        return False, f"{tag_key}: {ctx.get('tag')!r} is not allowed; expected one of {expected}"
+        return False, f"{ctx.get('tag')!r} is not allowed; expected one of {expected}"
     if kind == "union_tag_not_found":
         tag_key = ctx.get("discriminator", "").strip("'")
         return True, f"missing {tag_key!r}, which says what kind of entry this is"
     if kind == "too_short":
         if isinstance(given, dict):
             return False, "is empty; give at least one entry"
-        return False, f"is empty; give at least {ctx.get('min_length', 1)} item(s)"
+        return False, f"{given!r} is empty; give at least {ctx.get('min_length', 1)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return False, f"expected a mapping (key: value), got {_kind_of(given)}"
     if kind in ("list_type", "tuple_type"):

@@ -377,21 +377,15 @@ class Protocol(_Strict):
 
 
 def _nominal_limiting_concentration(data: dict[str, Any]) -> Any:
+    """The upper bound of the concentration variable, else the limiting stock's target."""
+    variables = data.get("variables")
+    if isinstance(variables, dict):
+        for var in variables.values():
+            if isinstance(var, dict) and var.get("type") == "concentration" and "high" in var:
+                return var["high"]
     stocks = data.get("stocks")
-    if not isinstance(stocks, dict):
-        return None
-    for name, stock in stocks.items():
-        if isinstance(stock, dict) and stock.get("role") == "limiting":
-            if stock.get("target_concentration") is not None:
+    if isinstance(stocks, dict):
+        for stock in stocks.values():
+            if isinstance(stock, dict) and stock.get("target_concentration") is not None:
                 return stock["target_concentration"]
-            variables = data.get("variables")
-            if isinstance(variables, dict):
-                for var in variables.values():
-                    if (
-                        isinstance(var, dict)
-                        and var.get("type") == "concentration"
-                        and var.get("stock") == name
-                        and var.get("high") is not None
-                    ):
-                        return var["high"]
     return None
