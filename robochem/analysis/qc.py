@@ -113,12 +113,12 @@ def evaluate(
         fundamental = r.role in ("internal_standard", "product")
         if r.snr < q.warn_peak_snr and r.role != "internal_standard":
             report.warn(f"{label}: SNR {r.snr:.1f} < {q.warn_peak_snr:g} (near the noise)")
+        phase = abs(r.phase_residual_deg)
+        if phase > q.phase_reject_deg and fundamental:
+            report.reject(f"{label}: residual phase error {phase:.0f}° (phasing failed)")
+        elif phase > q.phase_warn_deg:
+            report.warn(f"{label}: residual phase error {phase:.0f}°")
         if r.lines:
-            phase = abs(r.phase_residual_deg)
-            if phase > q.phase_reject_deg and fundamental:
-                report.reject(f"{label}: residual phase error {phase:.0f}° (phasing failed)")
-            elif phase > q.phase_warn_deg:
-                report.warn(f"{label}: residual phase error {phase:.0f}°")
             if r.fit_chi is not None:
                 if r.fit_chi > q.fit_chi_reject and fundamental:
                     report.reject(

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, nnls
 from scipy.signal import find_peaks
 from scipy.special import expit
 
@@ -120,15 +120,25 @@ def _basis(x: np.ndarray, centers: np.ndarray, gamma: float, theta: float) -> np
 
 
 def _solve_linear(basis: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Amplitudes (non-negative) and offset (free) minimising ‖basis·coef − y‖."""
     gram = basis.T @ basis
     try:
         coef = np.linalg.solve(gram, basis.T @ y)
-        if np.all(np.isfinite(coef)):
+        if np.all(np.isfinite(coef)) and np.all(coef[:-1] >= 0):
             return coef
     except np.linalg.LinAlgError:
         pass
-    coef, *_ = np.linalg.lstsq(basis, y, rcond=None)
-    return coef
+    # a negative line (e.g. two lines collapsing into a derivative shape at low SNR):
+    # solve with non-negative amplitudes; the offset is split into ± columns
+    ext = np.hstack((basis, -basis[:, -1:]))
+    sol, _ = nnls(ext, y, maxiter=50 * ext.shape[1])
+    return np.append(sol[:-2], sol[-2] - sol[-1])
+
+
+#: SD of the soft prior on a window's residual phase (after global phasing)
+PHASE_PRIOR_RAD = np.deg2rad(15.0)
+#: hard limit of a window's residual phase; QC rejects well before it
+MAX_WINDOW_PHASE_RAD = np.deg2rad(60.0)
 
 
 def _fit(
@@ -138,30 +148,42 @@ def _fit(
     gamma: float,
     theta: float,
     gamma_bounds: tuple[float, float] = (0.02, 50.0),
+    noise_sd: float = 0.0,
 ) -> tuple[np.ndarray, float, float, np.ndarray]:
     """Fit centres, width and phase; return (centres, gamma, theta, linear coefficients).
 
+    With ``noise_sd`` > 0 a soft prior (SD :data:`PHASE_PRIOR_RAD`) keeps the residual
+    phase near zero when the data barely constrain it (weak lines at low SNR).
+
     Bounds are built into the parametrisation (γ through a logistic map onto its bounds,
-    θ through tanh onto ±90°), so MINPACK's Levenberg–Marquardt can be used: it is several
+    θ through tanh onto ±60°), so MINPACK's Levenberg–Marquardt can be used: it is several
     times faster than the bounded trust-region solver for these small problems.
     """
     g_lo, g_hi = float(np.log(gamma_bounds[0])), float(np.log(gamma_bounds[1]))
-    half_pi = np.pi / 2.0
+    half_pi = MAX_WINDOW_PHASE_RAD
+
+    span = float(x.max() - x.min())
+    c_lo, c_width = float(x.min()) - 0.05 * span, 1.1 * span
 
     def unpack(p: np.ndarray) -> tuple[np.ndarray, float, float]:
         log_g = g_lo + (g_hi - g_lo) * float(expit(p[0]))
-        return p[2:], float(np.exp(log_g)), float(half_pi * np.tanh(p[1]))
+        centres = c_lo + c_width * expit(p[2:])
+        return centres, float(np.exp(log_g)), float(half_pi * np.tanh(p[1]))
+
+    prior = noise_sd / PHASE_PRIOR_RAD
 
     def resid(p: np.ndarray) -> np.ndarray:
         c, g, t = unpack(p)
         b = _basis(x, c, g, t)
-        return b @ _solve_linear(b, y) - y
+        r = b @ _solve_linear(b, y) - y
+        return np.append(r, prior * t) if prior > 0 else r
 
     frac = (np.log(gamma) - g_lo) / (g_hi - g_lo)
     frac = float(np.clip(frac, 1e-3, 1 - 1e-3))
     u0 = np.log(frac / (1.0 - frac))
     v0 = float(np.arctanh(np.clip(theta / half_pi, -0.999, 0.999)))
-    p0 = np.concatenate(([u0, v0], centers))
+    cfrac = np.clip((centers - c_lo) / c_width, 1e-4, 1 - 1e-4)
+    p0 = np.concatenate(([u0, v0], np.log(cfrac / (1.0 - cfrac))))
     sol = least_squares(resid, p0, method="lm", max_nfev=60 * (centers.size + 2), xtol=1e-10)
     c, g, t = unpack(sol.x)
     coef = _solve_linear(_basis(x, c, g, t), y)
@@ -343,7 +365,7 @@ def _fit_window(
     theta = 0.0
     add_floor = max(5.0 * sigma, 0.003 * float(y.max()))
     for attempt in range(5):
-        centers, gamma, theta, coef = _fit(x, y, centers, gamma0, theta, gamma_bounds)
+        centers, gamma, theta, coef = _fit(x, y, centers, gamma0, theta, gamma_bounds, sigma)
         res = y - _basis(x, centers, gamma, theta) @ coef
         if attempt == 4 or centers.size >= 24:
             break
@@ -354,14 +376,18 @@ def _fit_window(
             break
         centers = np.append(centers, x[k])
         gamma0 = float(np.clip(gamma, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
-    # drop lines with negligible or negative area and refit once
-    keep = coef[:-1] > 2.0 * sigma * gamma
-    if not keep.any():
-        return empty
-    if not keep.all():
+    # drop lines with negligible or negative area and refit (twice at most)
+    for _ in range(2):
+        keep = coef[:-1] > 2.0 * sigma * gamma
+        if not keep.any():
+            return empty
+        if keep.all():
+            break
         gamma0 = float(np.clip(gamma, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
-        centers, gamma, theta, coef = _fit(x, y, centers[keep], gamma0, theta, gamma_bounds)
-        res = y - _basis(x, centers, gamma, theta) @ coef
+        centers, gamma, theta, coef = _fit(x, y, centers[keep], gamma0, theta, gamma_bounds, sigma)
+    if np.any(coef[:-1] <= 0):
+        return empty
+    res = y - _basis(x, centers, gamma, theta) @ coef
     # residual relative to the noise, but never below 0.2 % of the window's tallest point:
     # at very high SNR a perfect-looking fit still leaves lineshape details above the noise
     floor = max(sigma, 0.002 * float(np.max(np.abs(y))))
@@ -457,7 +483,11 @@ def integrate_regions(
                 for ln in fit.lines
                 if min(abs(ln.center_ppm - sp.lo), abs(ln.center_ppm - sp.hi)) < tol
             )
-            denom = sum(abs(ln.area) for ln in inside) or 1.0
+            denom = max(
+                sum(abs(ln.area) for ln in inside),
+                0.1 * sum(abs(ln.area) for ln in fit.lines),
+                1e-300,
+            )
             results[m] = RegionResult(
                 role=role,
                 name=sp.name,
@@ -471,7 +501,7 @@ def integrate_regions(
                 phase_residual_deg=float(np.degrees(fit.theta)),
                 fwhm_hz=(2.0 * fit.gamma) if fit.lines else None,
                 fit_chi=fit.chi,
-                edge_area_fraction=float(ambiguous / denom) if fit.lines else 0.0,
+                edge_area_fraction=min(float(ambiguous / denom), 1.0) if fit.lines else 0.0,
                 residual_corrected=corrected,
             )
     return [r for r in results if r is not None]
