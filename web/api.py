@@ -4,12 +4,15 @@ operator role, user management the admin role."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from robochem.storage.models import ApiToken, Role, User
 from robochem.web import auth, data, schemas
@@ -23,6 +26,7 @@ from robochem.web.lab import (
 )
 from robochem.web.sse import event_stream
 
+STATUS_TTL_S = 1.0
 NO_LAB = "no lab attached: this dashboard is not connected to any devices"
 NO_ENGINE = "no campaign engine attached: campaigns can be viewed but not created or controlled"
 
@@ -85,11 +89,15 @@ def me(principal: Viewer) -> schemas.Me:
 
 
 @router.get("/status", response_model=schemas.Status, tags=["lab"])
-def status(ctx: Ctx, _: Viewer) -> schemas.Status:
-    """Platform and campaigns at a glance; cheap enough to poll."""
-    import datetime as dt
-
-    counts, active = data.status(ctx.database)
+async def status(ctx: Ctx, _: Viewer) -> schemas.Status:
+    """Platform and campaigns at a glance; cheap enough to poll (campaign counts may be
+    up to a second old)."""
+    cached = ctx.status_cache
+    now = time.monotonic()
+    if cached is None or cached[0] < now:
+        counts, active = await run_in_threadpool(data.status, ctx.database)
+        ctx.status_cache = cached = (now + STATUS_TTL_S, counts, active)
+    _, counts, active = cached
     return schemas.Status(
         platform=ctx.platform,
         lab_attached=ctx.lab is not None,
@@ -429,8 +437,6 @@ async def stream_events(
     if last_event_id and last_event_id.strip().isdigit():
         start = int(last_event_id.strip())
     if start is None:
-        from starlette.concurrency import run_in_threadpool
-
         start = await run_in_threadpool(data.latest_event_id, ctx.database)
     return StreamingResponse(
         event_stream(ctx, after_id=start, campaign_id=campaign_id, devices=devices),

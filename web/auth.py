@@ -303,6 +303,13 @@ class Auth:
             return Principal(user.id, user.name, Role(user.role), "session", str(payload["c"]))
 
     # tokens
+    def cached_token_principal(self, token: str) -> tuple[bool, Principal | None]:
+        """(hit, principal) from the short-lived cache, without touching the database."""
+        cached = self._token_cache.get(_sha256(token))
+        if cached is not None and cached[1] > time.monotonic():
+            return True, cached[0]
+        return False, None
+
     def token_principal(self, token: str) -> Principal | None:
         digest = _sha256(token)
         now = time.monotonic()
@@ -345,7 +352,9 @@ async def current_principal(
     auth = get_auth(request)
     principal: Principal | None = None
     if credentials is not None:
-        principal = await run_in_threadpool(auth.token_principal, credentials.credentials)
+        hit, principal = auth.cached_token_principal(credentials.credentials)
+        if not hit:  # the lookup hits the database: keep it off the event loop
+            principal = await run_in_threadpool(auth.token_principal, credentials.credentials)
         if principal is None:
             raise HTTPException(
                 401, "invalid or revoked API token", headers={"WWW-Authenticate": "Bearer"}

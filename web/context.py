@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -22,6 +23,8 @@ class WebContext:
     platform: str | None
     device_poll_s: float = 0.1
     heartbeat_s: float = 15.0
+    # (expires at, counts, active campaigns): /api/status is polled by many clients.
+    status_cache: tuple[float, Any, Any] | None = None
 
 
 def get_ctx(request: Request) -> WebContext:
