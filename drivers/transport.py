@@ -462,10 +462,16 @@ class ModbusTransport:
         # pymodbus retries internally too; we own the retry policy, so keep its at 0.
         if p.scheme == "modbus+tcp":
             return AsyncModbusTcpClient(p.host, port=p.port, timeout=self.timeout_s, retries=0)
+        if p.scheme == "modbus+rtu+socket":
+            # RTU frames over a plain TCP socket (a serial gateway). The TCP client with the
+            # RTU framer sends the same bytes as a serial client on socket://, without
+            # pyserial's 0.3 s sleep on close, which would freeze the event loop.
+            return AsyncModbusTcpClient(
+                p.host, port=p.port, framer=FramerType.RTU, timeout=self.timeout_s, retries=0
+            )
         serial_opts = {k: v for k, v in p.options.items() if k != "unit"}
-        target = f"socket://{p.target}" if p.scheme == "modbus+rtu+socket" else p.target
         return AsyncModbusSerialClient(
-            target, framer=FramerType.RTU, timeout=self.timeout_s, retries=0, **serial_opts
+            p.target, framer=FramerType.RTU, timeout=self.timeout_s, retries=0, **serial_opts
         )
 
     @property

@@ -128,6 +128,7 @@ class VirtualLab:
         self._history: deque[CellContents] = deque()
         self._react_cache: dict[tuple[float, float], Callable[..., dict[str, float]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._updating = False
         self.lamp_factor = 1.0
         self._hook_devices()
 
@@ -137,7 +138,7 @@ class VirtualLab:
         reactor.wavelength_nm = round(self.preset.wavelength_nm)
         reactor.photon_flux_full_umol_s = self.preset.full_flux_umol_s
         for name in self.layout.pressure_pumps:
-            self.servers[name].pressure_source = lambda _flow: self.pressure_bar()
+            self.servers[name].pressure_source = lambda _flow: self.pressure_bar(update=True)
         self.servers[self.layout.nmr].spectrum_source = self.spectrum
 
     # -- reading the devices ---------------------------------------------------------
@@ -157,6 +158,7 @@ class VirtualLab:
         return self.layout.pumps[pump]
 
     def reactor_conditions(self) -> ReactorConditions:
+        """What the coil experiences now (light read back from the LED, temperature)."""
         reactor = self.servers[self.layout.reactor]
         flux = reactor.photon_flux_umol_s * self.lamp_factor
         return ReactorConditions(
@@ -198,8 +200,15 @@ class VirtualLab:
     def update(self) -> None:
         """Advance the world to the shared clock's now."""
         now = self.clock.now()
-        if now <= self._last:
-            return
+        if now <= self._last or self._updating:
+            return  # a device read inside this update asks again: it gets the same instant
+        self._updating = True
+        try:
+            self._advance(now)
+        finally:
+            self._updating = False
+
+    def _advance(self, now: float) -> None:
         self._apply_faults(now)
         for pump in self.layout.pumps:
             inlet = self.path.inlets[pump]
@@ -262,7 +271,10 @@ class VirtualLab:
             self._task = None
 
     # -- what the devices see --------------------------------------------------------
-    def pressure_bar(self) -> float:
+    def pressure_bar(self, *, update: bool = False) -> float:
+        """Pressure at the pumps; ``update`` first brings the world to now (device reads)."""
+        if update:
+            self.update()
         return self.path.pressure_bar()
 
     def cell_average(self, start: float, end: float) -> tuple[dict[str, float], float]:
