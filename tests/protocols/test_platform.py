@@ -1,0 +1,98 @@
+"""Platform files: the shipped simulated platform, the template, and platform errors."""
+
+from __future__ import annotations
+
+import yaml
+from protocol_helpers import SIMULATED, TEMPLATE
+
+from robochem.protocols.errors import ProtocolError
+from robochem.protocols.load import load_platform, parse_platform
+from robochem.protocols.platform import Platform
+from robochem.simulator.runner import SimulatedPlatform
+
+
+def _errors(text: str) -> list[str]:
+    try:
+        parse_platform(text, "lab.yaml")
+    except ProtocolError as exc:
+        return [str(i) for i in exc.issues]
+    return []
+
+
+def test_shipped_simulated_platform_is_what_the_runner_writes(tmp_path) -> None:
+    runner = SimulatedPlatform(data_root=tmp_path).platform()  # not started: url "sim"
+    shipped = load_platform(SIMULATED)
+    written = Platform.model_validate(runner)
+    assert shipped.model_dump(exclude={"clock", "reaction"}) == written.model_dump(
+        exclude={"clock", "reaction"}
+    ), (
+        "protocols/platforms/simulated.yaml no longer matches SimulatedPlatform.platform(): "
+        "update its body from yaml.safe_dump(SimulatedPlatform().platform(), sort_keys=False)"
+    )
+
+
+def test_runner_platform_file_loads(tmp_path) -> None:
+    sim = SimulatedPlatform(data_root=tmp_path)
+    sim.servers = {spec.name: _FakeServer(i) for i, spec in enumerate(sim.specs)}
+    out = tmp_path / "platform.yaml"
+    sim.write_platform(out)
+    platform = load_platform(out)
+    assert platform.devices["pump-substrate"].url == "tcp://127.0.0.1:9000"
+    assert platform.fluidics.reactor.volume.value == 3.9
+    assert platform.clock is not None
+
+
+class _FakeServer:
+    def __init__(self, i: int) -> None:
+        self.port = 9000 + i
+
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+
+def test_template_loads() -> None:
+    platform = load_platform(TEMPLATE)
+    assert not platform.simulated
+    assert platform.devices["reactor"].limits.temperature[1].value == 80.0
+
+
+def test_platform_errors() -> None:
+    text = TEMPLATE.read_text()
+    bad = (
+        text.replace("driver: chemyx-fusion", "driver: chemyx-fushion")
+        .replace("url: tcp://<spinsolve-pc>:13000", "url: sim")
+        .replace('collect: "2"', 'collect: "7"')
+        .replace("reactor: {device: reactor,", "reactor: {device: reactr,")
+    )
+    lines = text.splitlines()
+
+    def at(fragment: str) -> int:
+        return next(i for i, line in enumerate(lines, 1) if fragment in line)
+
+    assert _errors(bad) == [
+        f"lab.yaml:{at('driver: chemyx-fusion')}:13: devices.pump-catalyst.driver: unknown "
+        "driver 'chemyx-fushion'; did you mean 'chemyx-fusion'?",
+        f"lab.yaml:{at('<spinsolve-pc>')}:10: devices.nmr.url: 'sim' is only allowed in a "
+        "simulated platform (simulated: true); give the device URL",
+        f"lab.yaml:{at('reactor: {device: reactor,')}:21: fluidics.reactor.device: unknown "
+        "reactor device 'reactr'; did you mean 'reactor'?",
+        f"lab.yaml:{at('collection: {valve')}:59: fluidics.collection.collect: '7' is not a "
+        "position of valve-collect; positions are '1', '2', '3', '4', '5', '6'",
+    ]
+
+
+def test_platform_unknown_limit_and_version() -> None:
+    text = SIMULATED.read_text()
+    assert _errors(text.replace("max_pressure: 400 bar", "max_presure: 400 bar", 1)) == [
+        "lab.yaml:29:7: devices.pump-substrate.limits.max_presure: unknown key "
+        "'max_presure'; did you mean 'max_pressure'?"
+    ]
+    assert _errors(text.replace("robochem: 1", "robochem: 3")) == [
+        "lab.yaml:13:11: robochem: 3 is not a known platform file version; this robochem "
+        "reads version 1"
+    ]
+
+
+def test_written_platform_is_plain_yaml(tmp_path) -> None:
+    data = yaml.safe_load(SIMULATED.read_text())
+    assert data["fluidics"]["pumps"]["pump-catalyst"]["selector"] == "valve-catalyst"
