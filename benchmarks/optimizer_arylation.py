@@ -74,8 +74,13 @@ def run(args: tuple[int, int, int, dict[str, Any]]) -> list[float]:
     table, levels = load()
     opt = Optimizer.from_spec(spec_for(levels, seed, batch, overrides))
     best, trace = -np.inf, []
+    seen: set[tuple[Any, ...]] = set()
     while len(trace) < budget:
         points = opt.ask(min(batch, budget - len(trace)))
+        keys = {tuple(p.values()) for p in points}
+        if len(keys) < len(points) or keys & seen:
+            raise AssertionError("a condition was suggested twice")
+        seen |= keys
         ys = [table[tuple(float(p[k]) if k in ("concentration", "temperature") else p[k]
                           for k in COLUMNS)] for p in points]
         opt.tell(points, ys)
