@@ -133,6 +133,8 @@ def _estimate_phase(
     angles: list[float] = []
     weights: list[float] = []
     positions: list[float] = []
+    isolation: list[bool] = []
+    widths: list[int] = []
     for k in peaks:
         # half width at half height of the magnitude line, then a window symmetric about
         # the maximum: the dispersion part is odd there and cancels in the complex sum
@@ -153,11 +155,26 @@ def _estimate_phase(
         amp = float(np.abs(total))
         if amp <= 0:
             continue
+        # a neighbour's dispersion tail biases the local phase of overlapping lines
+        near = np.concatenate(
+            (mag[max(k - 8 * h, 0) : max(k - 3 * h, 0)], mag[k + 3 * h + 1 : k + 8 * h + 1])
+        )
+        isolated = near.size == 0 or float(near.max()) < 0.3 * mag[k]
         positions.append(k / size)
         angles.append(float(np.degrees(np.angle(total))))
         weights.append(amp)
+        isolation.append(isolated)
+        widths.append(h)
     if not angles:
         return 0.0, 0.0, 0
+    # a blend of lines looks like one broad line: wider than the narrowest strong line
+    h_ref = min(widths[:3])
+    isolation = [ok and w <= 1.6 * h_ref for ok, w in zip(isolation, widths, strict=True)]
+    if any(isolation) and not all(isolation):
+        keep = [i for i, ok in enumerate(isolation) if ok]
+        angles = [angles[i] for i in keep]
+        weights = [weights[i] for i in keep]
+        positions = [positions[i] for i in keep]
     ang = np.asarray(angles)
     w = np.asarray(weights)
     pos = np.asarray(positions)
