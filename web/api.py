@@ -10,7 +10,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -31,8 +31,10 @@ NO_LAB = "no lab attached: this dashboard is not connected to any devices"
 NO_ENGINE = "no campaign engine attached: campaigns can be viewed but not created or controlled"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Message, "description": "Unparseable request body"},
     401: {"model": schemas.Message, "description": "Not logged in / no valid token"},
     403: {"model": schemas.Message, "description": "Role too low, or CSRF token missing"},
+    422: {"model": schemas.Problem, "description": "Invalid request or refused setpoint"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": schemas.Message}}
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -119,7 +121,7 @@ def _known(lab: LabController, name: str) -> None:
         raise HTTPException(404, f"no device named {name!r}")
 
 
-COMMAND_ERRORS = {**NOT_FOUND, **CONFLICT, 422: {"model": schemas.Message}}
+COMMAND_ERRORS = {**NOT_FOUND, **CONFLICT}
 
 
 @router.post(
@@ -201,7 +203,7 @@ def _issues(issues: list[ProtocolIssue]) -> list[schemas.Issue]:
 
 @router.post(
     "/campaigns", response_model=schemas.Created, status_code=201,
-    responses={**CONFLICT, 422: {"model": schemas.Validation}}, tags=["campaigns"],
+    responses=CONFLICT, tags=["campaigns"],
 )  # fmt: skip
 async def create_campaign(
     body: schemas.NewCampaign, ctx: Ctx, principal: Operator
@@ -346,7 +348,7 @@ def _filename(name: str, suffix: str) -> str:
 
 
 @router.get(
-    "/campaigns/{campaign_id}/export.csv", response_class=PlainTextResponse,
+    "/campaigns/{campaign_id}/export.csv", response_class=Response,
     responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}}, tags=["campaigns"],
 )  # fmt: skip
 def export_csv(campaign_id: CampaignId, ctx: Ctx, _: Viewer) -> Response:
@@ -378,7 +380,7 @@ def export_xlsx(campaign_id: CampaignId, ctx: Ctx, _: Viewer) -> Response:
 
 
 @router.get(
-    "/campaigns/{campaign_id}/protocol", response_class=PlainTextResponse,
+    "/campaigns/{campaign_id}/protocol", response_class=Response,
     responses={**NOT_FOUND, 200: {"content": {"application/yaml": {}}}}, tags=["campaigns"],
 )  # fmt: skip
 def download_protocol(campaign_id: CampaignId, ctx: Ctx, _: Viewer) -> Response:

@@ -15,6 +15,15 @@ class Message(BaseModel):
     detail: str
 
 
+class Problem(BaseModel):
+    """A 422: FastAPI's validation errors (a list) or a refusal (text); a protocol with
+    errors also lists its issues with line numbers."""
+
+    detail: str | list[dict[str, Any]]
+    valid: bool | None = None
+    issues: list[Issue] | None = None
+
+
 class Me(BaseModel):
     name: str
     role: str
@@ -57,17 +66,20 @@ class Device(BaseModel):
 
 
 class FlowCommand(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON true must not become 1.0 mL/min
+    model_config = ConfigDict(extra="forbid", strict=True)
     ml_min: Finite = Field(ge=0, le=1000, description="Flow rate in mL/min (0 stops the pump).")
 
 
 class LightCommand(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON true must not become 1.0 mL/min
+    model_config = ConfigDict(extra="forbid", strict=True)
     percent: Finite = Field(ge=0, le=100, description="Light intensity in percent.")
 
 
 class TemperatureCommand(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON true must not become 1.0 mL/min
+    model_config = ConfigDict(extra="forbid", strict=True)
     celsius: Finite = Field(ge=-100, le=300, description="Setpoint in degrees Celsius.")
 
 
