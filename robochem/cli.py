@@ -92,6 +92,9 @@ def _register_subcommands() -> None:
     from robochem.storage.cli import db_app
 
     app.add_typer(db_app, name="db")
+    from robochem.simulator.cli import reactions_app
+
+    app.add_typer(reactions_app, name="reactions")
     from robochem.web.cli import user_app
 
     app.add_typer(user_app, name="user")

@@ -239,6 +239,8 @@ class Mechanism:
     waste: str = "waste"
     overreacted: str = "overreacted"
     degraded: str = "degraded"
+    #: adduct radical trapped by atom transfer from the reagent (A + B units)
+    transferred: str = "transferred"
     #: radical + substrate, M⁻¹ s⁻¹
     k_add_substrate: Arrhenius = Arrhenius(1e6)
     #: radical + product (over-reaction), M⁻¹ s⁻¹
@@ -247,6 +249,8 @@ class Mechanism:
     k_radical_loss: Arrhenius = Arrhenius(1e4)
     #: g* = k_p²/(8 k_t), M/s; ``inf`` switches termination off
     termination_scale_m_s: Arrhenius = Arrhenius(math.inf)
+    #: adduct radical: atom transfer from the reagent relative to turnover, k_tr/k_p (M⁻¹)
+    adduct_transfer_m: Arrhenius = Arrhenius(0.0)
     #: isomer formed per product molecule (kinetic ratio of the two addition sites)
     isomer_ratio: Arrhenius = Arrhenius(0.0)
     #: dark first-order decomposition of the product, s⁻¹
@@ -265,6 +269,7 @@ class Mechanism:
             self.waste,
             self.overreacted,
             self.degraded,
+            self.transferred,
         ]
         for cat in self.catalysts:
             names += [cat.species, cat.spent]
@@ -333,6 +338,7 @@ class _Constants:
     k_ap: float
     k_loss: float
     g_star: float
+    rho: float
     iso_frac: float
     k_p_dark: float
     k_b_dark: float
@@ -387,6 +393,7 @@ class ReactionModel:
             k_ap=m.k_add_product.at(t),
             k_loss=m.k_radical_loss.at(t),
             g_star=m.termination_scale_m_s.at(t),
+            rho=m.adduct_transfer_m.at(t),
             iso_frac=ratio / (1.0 + ratio),
             k_p_dark=m.k_product_dark.at(t),
             k_b_dark=m.k_reagent_dark.at(t),
@@ -397,13 +404,13 @@ class ReactionModel:
     def _kernel(self, k: _Constants):
         """A fast closure: state (list) -> tuple of channel rates (M/s).
 
-        Returns ``(product, isomer, dimer, overreaction, radical_loss, degradation,
-        radicals, bleach_per_catalyst)``. Negative concentrations (solver overshoot) count
-        as zero. Plain floats: for a dozen species this beats numpy by a wide margin.
+        Returns ``(product, isomer, dimer, transfer, overreaction, radical_loss,
+        degradation, radicals, bleach_per_catalyst)``. Negative concentrations (solver
+        overshoot) count as zero. Plain floats: for a dozen species they beat numpy.
         """
         cats = [
             (
-                8 + 2 * i,
+                9 + 2 * i,
                 k.path_cm * k.eps_cat[i],
                 k.phi[i] * k.k_sv[i],
                 k.k_sv[i],
@@ -416,7 +423,8 @@ class ReactionModel:
         ]
         filters = [(j, k.path_cm * e) for j, e in zip(self._filters, k.eps_filter, strict=True)]
         q, k_a, k_ap, k_loss = k.q, k.k_a, k.k_ap, k.k_loss
-        g_star, iso, k_p_dark, k_b_dark = k.g_star, k.iso_frac, k.k_p_dark, k.k_b_dark
+        g_star, rho, iso = k.g_star, k.rho, k.iso_frac
+        k_p_dark, k_b_dark = k.k_p_dark, k.k_b_dark
         expm1, ln10, averaged = math.expm1, _LN10, depth_averaged_productive_rate
 
         def kernel(y: list[float]) -> tuple:
@@ -449,11 +457,16 @@ class ReactionModel:
                 adduct, over, lost = g_t * k_a * a_, g_t * k_ap * p_, g_t * k_loss
             else:
                 adduct = over = lost = 0.0
-            productive = averaged(adduct, g_star, absorb * ln10)
+            # first-order fates of the adduct radical: turnover k_p and atom transfer
+            # from the reagent ρ·k_p·[B]; both compete with termination (g* scales as k²)
+            share = 1.0 + rho * b_
+            first_order = averaged(adduct, g_star * share * share, absorb * ln10)
+            productive = first_order / share
             return (
                 productive * (1.0 - iso),
                 productive * iso,
-                0.5 * (adduct - productive),
+                0.5 * (adduct - first_order),
+                first_order - productive,
                 over,
                 lost + k_b_dark * b_,
                 damage + k_p_dark * p_,
@@ -469,11 +482,11 @@ class ReactionModel:
         n_cat = len(k.eps_cat)
 
         def rhs(_t: float, y: np.ndarray) -> list[float]:
-            prod, iso, dim, over, lost, deg, _g, bleach = kernel(y.tolist())
-            used = prod + iso + 2.0 * dim
-            d = [-used, -used - over - lost, prod - over - deg, iso, dim, lost, over, deg]
+            prod, iso, dim, tr, over, lost, deg, _g, bleach = kernel(y.tolist())
+            used = prod + iso + 2.0 * dim + tr
+            d = [-used, -used - over - lost, prod - over - deg, iso, dim, lost, over, deg, tr]
             for i in range(n_cat):
-                d += [-bleach[i], bleach[i]]
+                d += [-bleach[i], bleach[i]]  # catalyst, spent catalyst
             d += [0.0] * (n - len(d))  # inner filters that are not reactive species
             return d
 
@@ -497,11 +510,13 @@ class ReactionModel:
     ) -> dict[str, float | list[float]]:
         """Instantaneous rates (M/s) of every channel: for checks and what-if questions."""
         kernel = self._kernel(self._constants(conditions))
-        prod, iso, dim, over, lost, deg, g, bleach = kernel(self.vector(concentrations).tolist())
+        v = self.vector(concentrations).tolist()
+        prod, iso, dim, tr, over, lost, deg, g, bleach = kernel(v)
         return {
             "product": prod,
             "isomer": iso,
             "dimer": dim,
+            "transfer": tr,
             "overreaction": over,
             "radical_loss": lost,
             "degradation": deg,
@@ -561,9 +576,9 @@ class ReactionModel:
     def conserved(self, concentrations: Mapping[str, float]) -> dict[str, float]:
         """Substrate units, reagent units and each catalyst's total: constant in time."""
         y = self.vector(concentrations)
-        a_units = y[0] + y[2] + y[3] + 2 * y[4] + y[6] + y[7]
-        b_units = y[1] + y[2] + y[3] + 2 * y[4] + y[5] + 2 * y[6] + y[7]
+        a_units = y[0] + y[2] + y[3] + 2 * y[4] + y[6] + y[7] + y[8]
+        b_units = y[1] + y[2] + y[3] + 2 * y[4] + y[5] + 2 * y[6] + y[7] + y[8]
         out = {"substrate_units": float(a_units), "reagent_units": float(b_units)}
         for i, cat in enumerate(self.mechanism.catalysts):
-            out[cat.species] = float(y[8 + 2 * i] + y[9 + 2 * i])
+            out[cat.species] = float(y[9 + 2 * i] + y[10 + 2 * i])
         return out
