@@ -44,6 +44,7 @@ def _unknown(kind: str, given: str, options: Iterable[str]) -> str:
 
 def check_platform(platform: Platform, src: Source) -> list[Issue]:
     from robochem.drivers.registry import DRIVERS
+    from robochem.drivers.transport import parse_url
 
     issues: list[Issue] = []
     devices = platform.devices
@@ -54,7 +55,12 @@ def check_platform(platform: Platform, src: Source) -> list[Issue]:
                     ("devices", name, "driver"), _unknown("driver", dev.driver, sorted(DRIVERS))
                 )
             )
-        if dev.url == SIM_URL and not platform.simulated:
+        if dev.url != SIM_URL:
+            try:
+                parse_url(dev.url)
+            except ValueError as exc:
+                issues.append(src.issue(("devices", name, "url"), str(exc)))
+        elif not platform.simulated:
             issues.append(
                 src.issue(
                     ("devices", name, "url"),

@@ -60,7 +60,7 @@ def test_platform_errors() -> None:
     text = TEMPLATE.read_text()
     bad = (
         text.replace("driver: chemyx-fusion", "driver: chemyx-fushion")
-        .replace("url: tcp://<spinsolve-pc>:13000", "url: sim")
+        .replace("url: tcp://192.168.1.30:13000", "url: sim")
         .replace('collect: "2"', 'collect: "7"')
         .replace("reactor: {device: reactor,", "reactor: {device: reactr,")
     )
@@ -72,7 +72,7 @@ def test_platform_errors() -> None:
     assert _errors(bad) == [
         f"lab.yaml:{at('driver: chemyx-fusion')}:13: devices.pump-catalyst.driver: unknown "
         "driver 'chemyx-fushion'; did you mean 'chemyx-fusion'?",
-        f"lab.yaml:{at('<spinsolve-pc>')}:10: devices.nmr.url: 'sim' is only allowed in a "
+        f"lab.yaml:{at('192.168.1.30')}:10: devices.nmr.url: 'sim' is only allowed in a "
         "simulated platform (simulated: true); give the device URL",
         f"lab.yaml:{at('reactor: {device: reactor,')}:21: fluidics.reactor.device: unknown "
         "reactor device 'reactr'; did you mean 'reactor'?",
@@ -96,3 +96,11 @@ def test_platform_unknown_limit_and_version() -> None:
 def test_written_platform_is_plain_yaml(tmp_path) -> None:
     data = yaml.safe_load(SIMULATED.read_text())
     assert data["fluidics"]["pumps"]["pump-catalyst"]["selector"] == "valve-catalyst"
+
+
+def test_platform_urls_are_checked_with_the_transport_rules() -> None:
+    text = TEMPLATE.read_text().replace("tcp://192.168.1.22:10001", "tcp://192.168.1.22")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "tcp://192.168.1.22" in s)
+    assert _errors(text) == [
+        f"lab.yaml:{line}:10: devices.valve-collect.url: tcp://192.168.1.22: expected host:port"
+    ]
