@@ -275,6 +275,7 @@ class Auth:
         self.session_max_age_s = session_max_age_s
         self._token_cache: dict[str, tuple[Principal | None, float]] = {}
         self._touched: dict[str, float] = {}
+        self._failures: dict[str, list[float]] = {}
 
     # sessions
     def session_cookie(self, user: User) -> str:
@@ -329,6 +330,25 @@ class Auth:
             self._token_cache.clear()
         self._token_cache[digest] = (principal, now + self.TOKEN_CACHE_S)
         return principal
+
+    # login throttle: argon2 already costs ~0.1-0.5 s per guess; this caps guesses per name
+    LOGIN_WINDOW_S = 300.0
+    LOGIN_MAX_FAILURES = 10
+
+    def login_blocked(self, name: str) -> bool:
+        """Too many recent failed logins for ``name`` (per process, in memory)."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(name, []) if t > now - self.LOGIN_WINDOW_S]
+        self._failures[name] = recent
+        return len(recent) >= self.LOGIN_MAX_FAILURES
+
+    def login_failed(self, name: str) -> None:
+        if len(self._failures) > 10_000:
+            self._failures.clear()
+        self._failures.setdefault(name, []).append(time.monotonic())
+
+    def login_succeeded(self, name: str) -> None:
+        self._failures.pop(name, None)
 
     def forget_tokens(self) -> None:
         """Drop cached lookups (after a revocation in this process)."""

@@ -124,6 +124,9 @@ async def login(
     if not expected or not secrets.compare_digest(expected, csrf_token):
         return _login_page(request, next_path, "The form expired; please try again.", 403)
     a: auth.Auth = request.app.state.auth
+    if a.login_blocked(name):
+        message = "Too many failed attempts for this name; wait a few minutes."
+        return _login_page(request, next_path, message, 429)
 
     def check() -> User | None:
         with a.database.session() as session:
@@ -131,7 +134,9 @@ async def login(
 
     user = await run_in_threadpool(check)
     if user is None:
+        a.login_failed(name)
         return _login_page(request, next_path, "Wrong name or password.", 401)
+    a.login_succeeded(name)
     response = RedirectResponse(next_path, status_code=303)
     _set_session(response, request, a.session_cookie(user), a.session_max_age_s)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")

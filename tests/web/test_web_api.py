@@ -343,3 +343,23 @@ async def test_security_headers(world: World, client: httpx.AsyncClient) -> None
     r = await client.get("/login")
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-frame-options"] == "DENY"
+
+
+async def test_sessions_spectrum_and_xlsx_on_each_database_backend(db_url: str) -> None:
+    from dashboard_kit import login
+
+    world = make_world(db_url)
+    try:
+        ids = seed_campaign(world.database)
+        async with client_for(world.app) as browser:
+            csrf = await login(browser, "operator")
+            r = await browser.post(
+                "/api/devices/pump-a/flow", json={"ml_min": 1}, headers={"X-CSRF-Token": csrf}
+            )
+            assert r.status_code == 200
+            spectrum = await browser.get(f"/api/experiments/{ids['experiment_ids'][0]}/spectrum")
+            assert len(spectrum.json()["regions"]) == 3
+            book = await browser.get(f"/api/campaigns/{ids['campaign_id']}/export.xlsx")
+            assert openpyxl.load_workbook(io.BytesIO(book.content))["experiments"].max_row == 8
+    finally:
+        world.database.dispose()

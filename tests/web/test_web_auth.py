@@ -103,6 +103,22 @@ async def test_login_failures(world: World) -> None:
         assert r.status_code == 403 and "rc_session" not in r.headers.get("set-cookie", "")
 
 
+async def test_repeated_failed_logins_are_throttled(world: World) -> None:
+    a: auth.Auth = world.app.state.auth
+    async with client_for(world.app) as client:
+        for attempt in range(a.LOGIN_MAX_FAILURES + 1):
+            page = await client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            form = {"name": "admin", "password": "guess", "csrf_token": token}
+            r = await client.post("/login", data=form)
+            assert r.status_code == (401 if attempt < a.LOGIN_MAX_FAILURES else 429)
+        page = await client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        form = {"name": "admin", "password": PASSWORD, "csrf_token": token}
+        assert (await client.post("/login", data=form)).status_code == 429  # even if right
+        await login(client, "operator")  # other names are not affected
+
+
 async def test_a_tampered_or_expired_cookie_is_anonymous(world: World) -> None:
     async with client_for(world.app) as client:
         await login(client, "admin")
