@@ -7,6 +7,7 @@ are collected and raised together as one :class:`ProtocolError`.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -163,13 +164,17 @@ def _message(path: tuple[Any, ...], err: dict[str, Any], source: Source) -> tupl
         msg = str(ctx.get("error", err["msg"]))
         return False, msg
     if kind == "literal_error":
-        return False, f"{given!r} is not allowed; expected {ctx.get('expected')}"
+        expected = str(ctx.get("expected", ""))
+        return False, _not_allowed(given, expected, "expected ")
     if kind == "union_tag_invalid":
-        expected = ctx.get("expected_tags", "")
-        return False, f"{ctx.get('tag')!r} is not allowed; expected one of {expected}"
+        expected = str(ctx.get("expected_tags", ""))
+        tag = ctx.get("tag")
+        return False, _not_allowed(tag, expected, "expected one of ")
     if kind == "union_tag_not_found":
-        tag_key = ctx.get("discriminator", "").strip("'")
-        return True, f"missing {tag_key!r}, which says what kind of entry this is"
+        tag_key = str(ctx.get("discriminator", "")).strip("'")
+        tags = _TAGS.get(tag_key)
+        known = f" ({', '.join(tags)})" if tags else ""
+        return True, f"missing {tag_key!r}, which says what kind of entry this is{known}"
     if kind == "too_short":
         if isinstance(given, dict):
             return False, "is empty; give at least one entry"
@@ -181,6 +186,25 @@ def _message(path: tuple[Any, ...], err: dict[str, Any], source: Source) -> tupl
     msg = err["msg"]
     msg = msg[0].lower() + msg[1:] if msg else msg
     return False, f"got {given!r}; {msg}"
+
+
+#: the values of each discriminator, for "missing 'type'" messages
+_TAGS = {
+    "type": (
+        "residence_time", "light", "temperature", "concentration", "equivalents", "loading",
+        "categorical",
+    ),
+    "mode": ("steady-state", "slug"),
+}  # fmt: skip
+
+
+def _not_allowed(given: Any, expected: str, lead: str) -> str:
+    """The message for a value outside a list, with a did-you-mean when one is close."""
+    options = re.findall(r"'([^']*)'", expected)
+    guess = did_you_mean(str(given), options) if isinstance(given, str) else ""
+    if guess:
+        return f"{given!r} is not allowed; {guess} ({lead}{expected})"
+    return f"{given!r} is not allowed; {lead}{expected}"
 
 
 def _kind_of(value: Any) -> str:

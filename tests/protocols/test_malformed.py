@@ -58,8 +58,8 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "mode: steady-state",
         "mode: steady",
         [
-            "p.yaml:37:9: execution.mode: 'steady' is not allowed; expected one of "
-            "'steady-state', 'slug'"
+            "p.yaml:37:9: execution.mode: 'steady' is not allowed; did you mean "
+            "'steady-state'? (expected one of 'steady-state', 'slug')"
         ],
     ),
     (
@@ -67,8 +67,8 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "role: limiting",
         "role: limitting",
         [
-            "p.yaml:6:11: stocks.substrate.role: 'limitting' is not allowed; expected "
-            "'limiting', 'reagent', 'catalyst' or 'additive'"
+            "p.yaml:6:11: stocks.substrate.role: 'limitting' is not allowed; did you mean "
+            "'limiting'? (expected 'limiting', 'reagent', 'catalyst' or 'additive')"
         ],
     ),
     (
@@ -76,8 +76,8 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         "goal: maximize",
         "goal: maximum",
         [
-            "p.yaml:29:17: objectives.yield.goal: 'maximum' is not allowed; expected "
-            "'maximize', 'minimize', 'maximise' or 'minimise'"
+            "p.yaml:29:17: objectives.yield.goal: 'maximum' is not allowed; did you mean "
+            "'maximize'? (expected 'maximize', 'minimize', 'maximise' or 'minimise')"
         ],
     ),
     (
@@ -314,6 +314,35 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         [
             "p.yaml:18:11: stocks.catalyst.port: '9' is not a position of 'valve-catalyst'; "
             "positions are '1', '2', '3', '4', '5', '6'"
+        ],
+    ),
+    (
+        "variable type outside the list, no close match",
+        "{type: light,",
+        "{type: brightness,",
+        [
+            "p.yaml:23:17: variables.light.type: 'brightness' is not allowed; expected one of "
+            "'residence_time', 'light', 'temperature', 'concentration', 'equivalents', "
+            "'loading', 'categorical'"
+        ],
+    ),
+    (
+        "variable without a type",
+        "{type: light, low",
+        "{low",
+        [
+            "p.yaml:23:3: variables.light: missing 'type', which says what kind of entry this "
+            "is (residence_time, light, temperature, concentration, equivalents, loading, "
+            "categorical)"
+        ],
+    ),
+    (
+        "unknown key without a close match lists the allowed keys",
+        "  residence_time: {type: residence_time,",
+        "  residence_time: {type: residence_time, colour: red,",
+        [
+            "p.yaml:22:42: variables.residence_time.colour: unknown key 'colour'; allowed: "
+            "description, log, type, low, high"
         ],
     ),
     (
