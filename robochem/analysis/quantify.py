@@ -339,7 +339,10 @@ def _fit_window(
     i1: int,
     gamma_bounds: tuple[float, float],
     background: np.ndarray | None = None,
+    gamma_ref: float | None = None,
 ) -> _WindowFit:
+    """Fit one window. ``gamma_ref`` (the standard's HWHM) seeds the width: starting
+    narrow lets a blend of lines be resolved instead of fitted as one broad line."""
     sigma = spec.noise_sd
     hz_pp = spec.hz_per_point
     ppm_pp = spec.ppm_per_point
@@ -359,8 +362,12 @@ def _fit_window(
     if seeds.size == 0:
         return empty
     strongest = int(seeds[np.argmax(y[seeds])])
-    gamma0 = float(np.clip(_half_width_points(y, strongest) * hz_step, *gamma_bounds))
-    gamma0 = float(np.clip(gamma0, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
+    g_lo, g_hi = gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999
+    if gamma_ref is not None:
+        gamma_start = float(np.clip(gamma_ref, g_lo, g_hi))
+    else:
+        gamma_start = float(np.clip(_half_width_points(y, strongest) * hz_step, g_lo, g_hi))
+    gamma0 = gamma_start
     centers = x[seeds]
     theta = 0.0
     add_floor = max(5.0 * sigma, 0.003 * float(y.max()))
@@ -375,7 +382,8 @@ def _fit_window(
         if smooth[k] < add_floor:
             break
         centers = np.append(centers, x[k])
-        gamma0 = float(np.clip(gamma, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
+        # restart narrow: a line added next to a broadened one must be able to take area
+        gamma0 = gamma_start if gamma_ref is not None else float(np.clip(gamma, g_lo, g_hi))
     # drop lines with negligible or negative area and refit (twice at most)
     for _ in range(2):
         keep = coef[:-1] > 2.0 * sigma * gamma
@@ -383,7 +391,7 @@ def _fit_window(
             return empty
         if keep.all():
             break
-        gamma0 = float(np.clip(gamma, gamma_bounds[0] * 1.001, gamma_bounds[1] * 0.999))
+        gamma0 = float(np.clip(gamma, g_lo, g_hi))
         centers, gamma, theta, coef = _fit(x, y, centers[keep], gamma0, theta, gamma_bounds, sigma)
     if np.any(coef[:-1] <= 0):
         return empty
@@ -439,12 +447,14 @@ def integrate_regions(
     windows = _windows([sp.region for _, sp in species], margin_ppm)
     windows.sort(key=lambda w: 0 if 0 in w.members else 1)
     gamma_bounds = (0.02, 50.0)
+    gamma_ref: float | None = None
     peaks = _strong_peaks(spec)
     for n_win, win in enumerate(windows):
         i0, i1 = spec.index_range(win.lo, win.hi)
         background = _external_tails(peaks, i0, i1)
-        fit = _fit_window(spec, i0, i1, gamma_bounds, background)
+        fit = _fit_window(spec, i0, i1, gamma_bounds, background, gamma_ref)
         if n_win == 0 and fit.gamma > 0:
+            gamma_ref = fit.gamma
             gamma_bounds = (
                 fit.gamma * WIDTH_RATIO_BOUNDS[0],
                 fit.gamma * WIDTH_RATIO_BOUNDS[1],
