@@ -87,9 +87,7 @@ def test_depth_average_matches_quadrature(a_mean: float, depth: float) -> None:
         return 2.0 * g_star * (math.sqrt(1.0 + a / g_star) - 1.0)
 
     numeric = quad(local, 0.0, depth, epsabs=0, epsrel=1e-12)[0] / depth
-    assert depth_averaged_productive_rate(a_mean, g_star, depth) == pytest.approx(
-        numeric, rel=1e-7
-    )
+    assert depth_averaged_productive_rate(a_mean, g_star, depth) == pytest.approx(numeric, rel=1e-7)
     # termination only ever wastes radicals
     assert depth_averaged_productive_rate(a_mean, g_star, depth) <= a_mean * (1 + 1e-12)
     assert depth_averaged_productive_rate(a_mean, math.inf, depth) == a_mean
