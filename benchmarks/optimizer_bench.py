@@ -93,11 +93,13 @@ def _to_point(problem: Problem, x: list[Any]) -> dict[str, Any]:
 
 
 def run_random(problem: Problem, seed: int, budget: int) -> list[dict[str, Any]]:
-    dims = _skopt_dims(problem)
+    from skopt.space import Space
+
+    space = Space(_skopt_dims(problem))
     rng = np.random.default_rng([seed, 2])
     out: list[dict[str, Any]] = []
     while len(out) < budget:
-        x = [d.rvs(random_state=int(rng.integers(2**31 - 1)))[0] for d in dims]
+        x = space.rvs(n_samples=1, random_state=int(rng.integers(2**31 - 1)))[0]
         p = _to_point(problem, x)
         if _feasible(problem, p):  # a random planner would also skip impossible points
             out.append({"point": p})
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=None, help="override every budget")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-latency", action="store_true")
-    parser.add_argument("--json", default=None, help="also write raw records here")
+    parser.add_argument("--json", default=None, help="append raw records here (JSON lines)")
     args = parser.parse_args(argv)
     seeds = 5 if args.quick and "--seeds" not in (argv or []) and args.seeds == 20 else args.seeds
     names = args.problems or list(PROBLEM_NAMES)
@@ -302,13 +304,13 @@ def main(argv: list[str] | None = None) -> None:
     with mp.get_context("spawn").Pool(args.workers) as pool:
         for i, rec in enumerate(pool.imap_unordered(_job, jobs), 1):
             records.append(rec)
+            if args.json:  # keep partial results if a long run is interrupted
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
             print(f"\r{i}/{len(jobs)} runs", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     print(f"{len(jobs)} runs in {time.perf_counter() - t0:.0f} s, {seeds} seeds each\n")
     print_table(summarise(records, budgets))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(records, fh)
     if not args.no_latency:
         print("\nask() latency, 5 continuous variables, 1 suggestion")
         print(f"{'observations':>12} {'median s':>9} {'max s':>7}")

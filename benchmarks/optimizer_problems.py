@@ -214,9 +214,9 @@ def problems(names: list[str] | None = None) -> dict[str, Problem]:
                "objectives": {"f": {"goal": "minimize"}}}
     h6_mean = 0.0 if not wanted & {"hartmann6", "hartmann6_noisy"} else _cached(
         "h6_mean", lambda: _mean_over_domain(lambda r: hartmann6(r.random(6))))
-    out["hartmann6"] = Problem("hartmann6", h6_spec, h6, -3.32237, h6_mean, 60,
+    out["hartmann6"] = Problem("hartmann6", h6_spec, h6, -3.32237, h6_mean, 50,
                                description="Hartmann-6, 6 continuous variables")
-    out["hartmann6_noisy"] = Problem("hartmann6_noisy", h6_spec, h6, -3.32237, h6_mean, 60,
+    out["hartmann6_noisy"] = Problem("hartmann6_noisy", h6_spec, h6, -3.32237, h6_mean, 50,
                                      noise=0.015 * 3.32237,
                                      description="Hartmann-6 with 1.5 % noise")
 

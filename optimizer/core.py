@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 from skopt.acquisition import gaussian_ei, gaussian_lcb, gaussian_pi
 from skopt.sampler import Lhs, Sobol
+from skopt.space import Space as SkSpace
 from threadpoolctl import threadpool_limits
 
 from .constraints import ConstraintSet
@@ -541,7 +542,7 @@ class Optimizer:
         elif self.initial_design == "sobol":
             raw = Sobol().generate(dims, n, random_state=seed)
         else:
-            raw = [[d.rvs(random_state=seed + i)[0] for d in dims] for i in range(n)]
+            raw = SkSpace(dims).rvs(n_samples=n, random_state=seed)
         z = np.array([[self._unit_of(j, v) for j, v in enumerate(row)] for row in raw])
         z = self.space.snap(z)
         ok = self.constraints.feasible(self.space.columns(z), n) if len(self.constraints) else None
