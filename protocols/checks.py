@@ -250,6 +250,9 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
         except ValueError as exc:
             add(src.issue(path, str(exc)))
 
+    if not issues:
+        issues.extend(_check_optimizer_accepts(p, src))
+
     lo, hi = p.safety.temperature
     if lo.value >= hi.value:
         add(src.issue(("safety", "temperature", 1), f"{hi.text!r} must be above {lo.text!r}"))
@@ -262,6 +265,19 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
                     )
                 )
     return sorted(issues, key=lambda i: (i.line, i.column))
+
+
+def _check_optimizer_accepts(p: Protocol, src: Source) -> list[Issue]:
+    """What the optimiser itself refuses (e.g. constraints that exclude every point)."""
+    from robochem.optimizer import Optimizer
+    from robochem.optimizer.errors import SpecError
+
+    try:
+        Optimizer.from_spec(p.to_optimizer_spec())
+    except SpecError as exc:
+        path = ("constraints",) if "constraint" in str(exc) else ("optimizer",)
+        return [src.issue(path, f"the optimiser refuses this protocol: {exc}", at_key=True)]
+    return []
 
 
 def _temperatures(p: Protocol) -> list[tuple[tuple[Any, ...], Any]]:

@@ -346,6 +346,25 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         ],
     ),
     (
+        "constraints that exclude every point",
+        "objectives:\n",
+        "constraints: ['conc > 1']\nobjectives:\n",
+        [
+            "p.yaml:28:1: constraints: the optimiser refuses this protocol: the constraints "
+            "leave no feasible point that random sampling of 20,000 points could find; check "
+            "their directions and units"
+        ],
+    ),
+    (
+        "an optimiser strategy that does not fit the objectives",
+        "  yield: {goal: maximize}\noptimizer:\n",
+        "  yield: {goal: maximize}\n  throughput: {}\noptimizer:\n  strategy: single\n",
+        [
+            "p.yaml:31:1: optimizer: the optimiser refuses this protocol: strategy 'single' "
+            "needs exactly one objective"
+        ],
+    ),
+    (
         "wrong type",
         "budget: 20",
         "budget: twenty",
