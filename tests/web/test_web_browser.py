@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 from dashboard_kit import World, make_world, seed_campaign
 
+from robochem.storage.models import Campaign
 from robochem.web.app import issue_login_link
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -160,6 +161,25 @@ def test_dashboard_in_chromium(served: tuple[World, Server, dict]) -> None:
             expect(page.locator("#tokens tbody tr")).to_have_count(1)
             page.goto(f"{server.url}/docs")
             expect(page.locator("body")).to_contain_text("/api/status")
+
+            # A viewer sees the same pages without any controls, also for an empty campaign.
+            with world.database.session() as s:
+                empty = Campaign(name="Empty", protocol_text="x", protocol_sha256="0" * 64)
+                s.add(empty)
+            viewer = browser.new_page(viewport={"width": 1200, "height": 800})
+            viewer.on("pageerror", lambda e: errors.append(str(e)))
+            viewer.on(
+                "response", lambda r: r.status >= 400 and errors.append(f"{r.status} {r.url}")
+            )
+            viewer.goto(server.url + issue_login_link(world.app, "viewer"))
+            expect(viewer.locator('[data-device="pump-a"]')).to_be_visible()
+            assert viewer.locator("#estop, .device form").count() == 0
+            viewer.goto(f"{server.url}/campaigns/{empty.id}")
+            expect(viewer.locator("#plot-variables")).to_contain_text("No experiments yet")
+            assert viewer.locator("button.control").count() == 0
+            viewer.goto(f"{server.url}/campaigns")
+            expect(viewer.locator("#campaigns tbody tr")).to_have_count(2)
+            assert viewer.locator("#new-campaign").count() == 0
         finally:
             browser.close()
     assert errors == []
