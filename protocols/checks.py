@@ -85,7 +85,9 @@ def check_platform(platform: Platform, src: Source) -> list[Issue]:
             return False
         return True
 
-    for pump in fl.pumps:
+    for pump, line in fl.pumps.items():
+        if line.selector is not None:
+            need(("fluidics", "pumps", pump, "selector"), line.selector, "selector valve")
         if need(("fluidics", "pumps", pump), pump, "pump") and devices[pump].limits.flow is None:
             issues.append(
                 src.issue(

@@ -104,3 +104,12 @@ def test_platform_urls_are_checked_with_the_transport_rules() -> None:
     assert _errors(text) == [
         f"lab.yaml:{line}:10: devices.valve-collect.url: tcp://192.168.1.22: expected host:port"
     ]
+
+
+def test_selector_valve_must_exist() -> None:
+    text = SIMULATED.read_text().replace("selector: valve-catalyst", "selector: valve-catalist")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "valve-catalist" in s)
+    assert _errors(text) == [
+        f"lab.yaml:{line}:17: fluidics.pumps.pump-catalyst.selector: unknown selector valve "
+        "device 'valve-catalist'; did you mean 'valve-catalyst'?"
+    ]
