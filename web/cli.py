@@ -72,6 +72,48 @@ def token_command(
         database.dispose()
 
 
+@user_app.command("set")
+def set_command(
+    name: str = typer.Argument(..., help="The user to change."),
+    role: str | None = typer.Option(None, "--role", help="viewer, operator or admin."),
+    disabled: bool | None = typer.Option(
+        None, "--disable/--enable", help="Lock the user out (sessions and tokens) or let back in."
+    ),
+    password: bool = typer.Option(False, "--password", help="Ask for a new password."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the new password from stdin."
+    ),
+) -> None:
+    """Change a user's role, lock them out, or set a new password (ends their sessions)."""
+    from robochem.web.auth import MIN_PASSWORD, UserError, check_role, get_user, hash_password
+
+    new_password = None
+    if password_stdin:
+        new_password = sys.stdin.readline().rstrip("\r\n")
+    elif password:
+        new_password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if new_password is not None and len(new_password) < MIN_PASSWORD:
+        typer.echo(f"error: password too short: at least {MIN_PASSWORD} characters", err=True)
+        raise typer.Exit(1)
+    database = _database()
+    try:
+        with database.session() as session:
+            user = get_user(session, name)
+            if role is not None:
+                user.role = check_role(role).value
+            if disabled is not None:
+                user.disabled = disabled
+            if new_password is not None:
+                user.password_hash = hash_password(new_password)
+            state = "disabled" if user.disabled else "active"
+            typer.echo(f"{user.name}: {user.role}, {state}")
+    except UserError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        database.dispose()
+
+
 @user_app.command("list")
 def list_command() -> None:
     """Users with their role, state and number of active tokens."""

@@ -238,13 +238,20 @@ def test_user_cli(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
     assert r.exit_code == 1
     r = runner.invoke(app, ["user", "list"])
     assert r.exit_code == 0 and "ana" in r.output and "operator" in r.output
+    r = runner.invoke(app, ["user", "set", "ana", "--role", "admin", "--disable"])
+    assert r.exit_code == 0 and "ana: admin, disabled" in r.output
+    r = runner.invoke(app, ["user", "set", "ana", "--enable", "--password-stdin"],
+                      input="another long password\n")  # fmt: skip
+    assert r.exit_code == 0 and "ana: admin, active" in r.output
+    assert runner.invoke(app, ["user", "set", "ghost", "--enable"]).exit_code == 1
+    assert runner.invoke(app, ["user", "set", "ana", "--role", "boss"]).exit_code == 1
 
     from robochem.storage.db import Database
 
     database = Database(sqlite_url)
     try:
         with database.session() as s:
-            user = auth.authenticate(s, "ana", "a long password")
+            user = auth.authenticate(s, "ana", "another long password")
             assert user is not None and user.password_hash.startswith("$argon2id$")
         a = auth.Auth(database, b"z" * 32)
         principal = a.token_principal(token)
