@@ -148,6 +148,7 @@ class Recipe:
     stock_use_ml: dict[str, float]  # per experiment, solvent under its own pump's stock key
     solvent_use_ml: float
     problems: list[str] = field(default_factory=list)
+    push_volume_ml: float | None = None  # slug mode: solvent pushing the slug to the NMR cell
 
     @property
     def feasible(self) -> bool:
@@ -180,10 +181,13 @@ def expand(
         flows = {n: q_asm * v / v_slug for n, v in vols.items()}
         solvent_flow = q_asm * v_solvent / v_slug
         carrier: float | None = q_total
-        push = path_to_cell + v_reactor  # the slug's head travels mixer -> reactor -> cell
+        # Assembled, the slug fills the line from the mixer inlet; the solvent then moves its
+        # centre to the centre of the NMR cell (stopped flow there).
+        cell = fl.nmr.cell_volume.value
+        push = max(path_to_cell - cell / 2 + v_reactor - v_slug / 2, 0.0)
         wait = 60.0 * v_slug / q_asm + 60.0 * push / q_total
         use = dict(vols)
-        solvent_use = max(v_solvent, 0.0) + push + v_slug
+        solvent_use = max(v_solvent, 0.0) + push
         if v_solvent < -_EPS:
             problems.append(
                 f"the stocks need {sum(vols.values()):.4g} mL of the {v_slug:.4g} mL slug "
@@ -204,6 +208,7 @@ def expand(
                 f"total flow (solvent would be {solvent_flow:.4g} mL/min)"
             )
         slug_v = slug_s = None
+        push = None
     solvent_use += protocol.cleaning.volume.value
 
     pump_flows: dict[str, float] = {}
@@ -251,6 +256,7 @@ def expand(
         stock_use_ml=use,
         solvent_use_ml=solvent_use,
         problems=problems,
+        push_volume_ml=push,
     )
 
 

@@ -82,8 +82,11 @@ def test_expand_slug_mode_worked_example(sim_platform) -> None:
     assert recipe.pump_flows_ml_min["pump-catalyst"] == pytest.approx(0.156)
     assert recipe.light_percent == 100.0 and recipe.temperature_c == 25.0
     assert recipe.concentrations == pytest.approx({"A": 0.2, "B": 3.6, "cat": 0.006})
-    # 0.65 mL assembled, then mixer + reactor + transfer + cell = 4.55 mL pushed at Q
-    assert recipe.wait_s == pytest.approx(60 * 0.65 / 0.39 + 60 * 4.55 / 0.39)
+    # 0.65 mL assembled, then its centre pushed to the cell's centre at Q:
+    # mixer 0.05 + reactor 3.9 + transfer 0.5 + cell/2 0.05 - slug/2 0.325 = 4.175 mL
+    assert recipe.push_volume_ml == pytest.approx(4.175)
+    assert recipe.wait_s == pytest.approx(60 * 0.65 / 0.39 + 60 * 4.175 / 0.39)
+    assert recipe.solvent_use_ml == pytest.approx(recipe.slug_solvent_ml + 4.175 + 2.0)
 
 
 def test_expand_reports_problems_without_clamping(sim_platform) -> None:
