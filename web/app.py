@@ -1,7 +1,7 @@
 """The dashboard application factory.
 
     app = create_app(database, bus, lab=lab, campaigns=engine, platform="lab-1")
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    await make_server(app, host=settings.host, port=settings.port).serve()
 
 Everything the app holds lives on ``app.state`` (no module globals), so tests and a
 process serving two databases can build as many apps as they like.
@@ -188,6 +188,23 @@ def create_app(
     _install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def make_server(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> Any:
+    """A uvicorn server for ``app``; ``await server.serve()`` beside the engine in one event
+    loop (the event bus is in-process). Open event streams never end by themselves, so
+    shutdown waits at most 3 s for them."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=3,
+        proxy_headers=False,  # no proxy is trusted unless configured on purpose
+    )
+    return uvicorn.Server(config)
 
 
 def issue_login_link(app: FastAPI, user_name: str, *, ttl_s: float = 600.0) -> str:

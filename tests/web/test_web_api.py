@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import httpx
 import openpyxl
@@ -112,7 +113,14 @@ async def test_without_lab_or_engine_commands_answer_409(bare_world: World) -> N
                 or "no campaign engine" in r.json()["detail"]
             )
         # The shipped examples are still offered (read from the package).
-        assert (await client.get("/api/protocols/examples", headers=op)).status_code == 200
+        examples = (await client.get("/api/protocols/examples", headers=op)).json()
+        import robochem.protocols
+
+        folder = Path(robochem.protocols.__file__).parent / "examples"
+        assert [e["name"] for e in examples] == sorted(p.stem for p in folder.glob("*.yaml"))
+        for example in examples:
+            assert example["text"] == (folder / f"{example['name']}.yaml").read_text()
+            assert example["title"] and not example["title"].startswith("#")
 
 
 async def test_campaign_list_detail_and_experiments(world: World, client) -> None:
@@ -363,3 +371,11 @@ async def test_sessions_spectrum_and_xlsx_on_each_database_backend(db_url: str) 
             assert openpyxl.load_workbook(io.BytesIO(book.content))["experiments"].max_row == 8
     finally:
         world.database.dispose()
+
+
+def test_make_server_binds_where_told(world: World) -> None:
+    from robochem.web.app import make_server
+
+    server = make_server(world.app, host="127.0.0.1", port=8123)
+    assert (server.config.host, server.config.port) == ("127.0.0.1", 8123)
+    assert server.config.timeout_graceful_shutdown == 3
