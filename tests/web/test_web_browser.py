@@ -120,6 +120,24 @@ def test_dashboard_in_chromium(served: tuple[World, Server, dict]) -> None:
             expect(page.locator('[data-device="valve"] .faults')).to_contain_text("sensor error")
             page.screenshot(path=SHOTS / "lab.png", full_page=True)
 
+            # Reading-to-screen latency with the default 0.1 s device poll (target: 250 ms).
+            world.app.state.ctx.device_poll_s = 0.1
+            latencies = []
+            for i in range(7):
+                pressure = 2.0 + i / 10
+                started = time.perf_counter()
+                world.lab.state["pump-a"].readings["pressure_bar"] = pressure
+                page.wait_for_function(
+                    'p => document.querySelector(\'[data-device="pump-a"] '
+                    'dd[data-reading="pressure_bar"]\').textContent === String(p)',
+                    arg=pressure,
+                    polling="raf",
+                )
+                latencies.append(time.perf_counter() - started)
+            median = sorted(latencies)[len(latencies) // 2]
+            print(f"device reading -> browser: median {median * 1000:.0f} ms")
+            assert median < 0.25, latencies
+
             page.locator("#estop").click()
             expect(page.locator(".toast.ok").last).to_contain_text("emergency stop")
             assert world.lab.calls[-1] == ("emergency_stop",)
