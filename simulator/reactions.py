@@ -347,16 +347,21 @@ def model_for(preset: Preset, catalyst: str | None = None) -> ReactionModel:
 
 
 def predict(
-    preset: Preset | str, conditions: Mapping[str, Any], *, dark_hold_s: float = 0.0
+    preset: Preset | str,
+    conditions: Mapping[str, Any],
+    *,
+    dark_hold_s: float = 0.0,
+    hold_temperature_c: float | None = None,
 ) -> dict[str, Any]:
     """Noise-free outcome of one experiment at the reactor outlet.
 
     Returns ``yield`` (%), ``conversion`` (%), ``selectivity`` (% of converted substrate
     that became product; 0 without conversion), ``throughput`` (mmol/h),
     ``flow_rate_ml_min``, ``residence_time_s`` and ``concentrations`` (every species and
-    the standard, M). ``dark_hold_s`` > 0 then keeps the plug that long in the dark at the
-    reaction temperature (transfer to the NMR) before reporting; only the slow dark
-    channels act there. Throughput always uses the outlet flow.
+    the standard, M). ``dark_hold_s`` > 0 then keeps the plug that long in the dark (the
+    transfer to the NMR) at ``hold_temperature_c`` (default: the reaction temperature)
+    before reporting; only the slow dark channels act there, and yield and throughput are
+    those an analysis at that moment would report.
     """
     if isinstance(preset, str):
         preset = get_preset(preset)
@@ -368,7 +373,9 @@ def predict(
     rc = reactor_conditions(preset, cond)
     out = model.advance(c0, tau_min * 60.0, rc)
     if dark_hold_s > 0.0:
-        out = model.advance(out, dark_hold_s, replace(rc, photon_flux_umol_s=0.0))
+        hold_t = rc.temperature_c if hold_temperature_c is None else hold_temperature_c
+        dark = replace(rc, photon_flux_umol_s=0.0, temperature_c=hold_t)
+        out = model.advance(out, dark_hold_s, dark)
     a0 = c0[preset.substrate]
     a = out[preset.substrate]
     p = out[preset.product]
@@ -973,6 +980,33 @@ PHOTOREDOX = Preset(
     mechanism=_pr_mechanism,
     wavelength_nm=450.0,
     full_flux_umol_s=120.0,
+    # python -m robochem.simulator.reactions --optimum photoredox-catalyst-choice
+    optima={
+        "yield": Optimum(
+            "yield",
+            {
+                "photocatalyst": "4CzIPN",
+                "residence_time": 5.742,
+                "light": 66.2667,
+                "catalyst_loading": 0.9287,
+                "temperature": 45.4987,
+            },
+            yield_percent=87.61,
+            throughput_mmol_h=3.5704,
+        ),
+        "throughput": Optimum(
+            "throughput",
+            {
+                "photocatalyst": "4CzIPN",
+                "residence_time": 1.0,
+                "light": 100.0,
+                "catalyst_loading": 1.8371,
+                "temperature": 55.1945,
+            },
+            yield_percent=40.11,
+            throughput_mmol_h=9.3848,
+        ),
+    },
     literature=(
         "Chu, Ohta, Zuo, MacMillan, J. Am. Chem. Soc. 2014, 136, 10886, doi 10.1021/ja505964r",
         "Luo, Zhang, ACS Catal. 2016, 6, 873, doi 10.1021/acscatal.5b02204",
