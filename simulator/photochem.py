@@ -15,8 +15,9 @@ One generic photocatalytic scheme covers the presets in :mod:`robochem.simulator
    ``η_B = K_B[B] / (1 + K_B[B] + K_P[P])``. Radicals form at ``g = Σ_i Φ_i·I_i·η_B,i``.
 4. **Radical partition.** The reagent-derived radical adds to the substrate (``k_A[A]``), to
    the product (over-reaction, ``k_AP[P]``) or is lost (``k_loss``, pseudo-first-order).
-5. **Adduct radical.** It turns over to product (first order, ``k_p``) or terminates
-   bimolecularly (``2k_t[X•]²``) to a dimer. With ``g* = k_p²/(8k_t)`` the productive rate at a
+5. **Adduct radical.** It turns over to product (first order, ``k_p``), is trapped by atom
+   transfer from the reagent (``ρ·k_p·[B]``) or terminates bimolecularly (``2k_t[X•]²``)
+   to a dimer. With ``g* = k_p²/(8k_t)`` the productive rate at a
    local adduct-radical formation rate ``a`` is ``2g*(√(1 + a/g*) − 1)``, averaged in closed
    form over the exponential light profile across the tube (a slab of optical depth
    ``S = A·ln 10``). So more light or a darker solution wastes radicals: efficiency falls
@@ -227,7 +228,8 @@ class Mechanism:
     Species roles: substrate ``A`` (limiting), reagent ``B`` (radical precursor), ``product``,
     ``isomer`` (regio-isomer of the product), ``dimer`` (two adduct radicals: 2 A + 2 B),
     ``waste`` (reagent lost without adding, counted per reagent unit), ``overreacted``
-    (product + one more reagent unit) and ``degraded`` (product destroyed, same atoms).
+    (product + one more reagent unit), ``degraded`` (product destroyed, same atoms) and
+    ``transferred`` (adduct radical trapped by atom transfer from the reagent: A + B).
     """
 
     substrate: str
