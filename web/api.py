@@ -436,7 +436,7 @@ async def stream_events(
     neither, only events from now on. ``devices=true`` adds device snapshots.
     """
     start = after
-    if last_event_id and last_event_id.strip().isdigit():
+    if last_event_id and last_event_id.strip().isdigit() and len(last_event_id.strip()) < 19:
         start = int(last_event_id.strip())
     if start is None:
         start = await run_in_threadpool(data.latest_event_id, ctx.database)
@@ -484,7 +484,7 @@ def add_user(body: schemas.NewUser, ctx: Ctx, _: Admin) -> schemas.UserOut:
     tags=["users"],
 )  # fmt: skip
 def change_user(
-    name: Annotated[str, Path(max_length=100)], body: schemas.UserChange, ctx: Ctx, _: Admin
+    name: Annotated[str, Path(pattern=schemas.NAME)], body: schemas.UserChange, ctx: Ctx, _: Admin
 ) -> schemas.UserOut:
     """Change a role, disable or enable, or set a new password (ends the user's sessions)."""
     with ctx.database.session() as session:

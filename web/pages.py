@@ -132,7 +132,8 @@ async def login(
         with a.database.session() as session:
             return auth.authenticate(session, name, password, hasher=a.hasher)
 
-    user = await run_in_threadpool(check)
+    # A name that cannot exist never reaches the database (PostgreSQL refuses NUL bytes).
+    user = await run_in_threadpool(check) if auth.USER_NAME.match(name) else None
     if user is None:
         a.login_failed(name)
         return _login_page(request, next_path, "Wrong name or password.", 401)

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# No NUL or other control characters except tab and newlines: PostgreSQL refuses NUL in text.
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+NAME = r"^[A-Za-z0-9_.@-]{1,100}$"
 
 
 class Message(BaseModel):
@@ -85,7 +88,9 @@ class TemperatureCommand(BaseModel):
 
 class ValveCommand(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    position: str = Field(min_length=1, max_length=50, description="As printed on the valve.")
+    position: str = Field(
+        min_length=1, max_length=50, pattern=NO_CONTROL, description="As printed on the valve."
+    )
 
 
 class CommandResult(BaseModel):
@@ -180,17 +185,17 @@ class EventOut(BaseModel):
 
 class NewCampaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    protocol_yaml: str = Field(min_length=1, max_length=1_000_000)
+    protocol_yaml: str = Field(min_length=1, max_length=1_000_000, pattern=NO_CONTROL)
 
 
 class ProtocolText(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    protocol_yaml: str = Field(max_length=1_000_000)
+    protocol_yaml: str = Field(max_length=1_000_000, pattern=NO_CONTROL)
 
 
 class AbortRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("aborted from the dashboard", max_length=500)
+    reason: str = Field("aborted from the dashboard", max_length=500, pattern=NO_CONTROL)
 
 
 class Issue(BaseModel):
@@ -225,16 +230,16 @@ class UserOut(BaseModel):
 
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")
+    name: str = Field(pattern=NAME)
     role: str = Field(pattern=r"^(viewer|operator|admin)$")
-    password: str = Field(min_length=8, max_length=1000)
+    password: str = Field(min_length=8, max_length=1000, pattern=NO_CONTROL)
 
 
 class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: str | None = Field(None, pattern=r"^(viewer|operator|admin)$")
     disabled: bool | None = None
-    password: str | None = Field(None, min_length=8, max_length=1000)
+    password: str | None = Field(None, min_length=8, max_length=1000, pattern=NO_CONTROL)
 
 
 class TokenOut(BaseModel):
@@ -247,7 +252,7 @@ class TokenOut(BaseModel):
 
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")  # a label
 
 
 class TokenCreated(TokenOut):

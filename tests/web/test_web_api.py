@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import httpx
@@ -379,3 +380,37 @@ def test_make_server_binds_where_told(world: World) -> None:
     server = make_server(world.app, host="127.0.0.1", port=8123)
     assert (server.config.host, server.config.port) == ("127.0.0.1", 8123)
     assert server.config.timeout_graceful_shutdown == 3
+
+
+async def test_nul_bytes_are_refused_before_the_database(db_url: str) -> None:
+    """PostgreSQL refuses NUL in text: such input must be a 4xx, never a 500."""
+    from dashboard_kit import PASSWORD
+
+    world = make_world(db_url)
+    try:
+        ids = seed_campaign(world.database)
+        async with client_for(world.app) as client:
+            op, admin = world.bearer("operator"), world.bearer("admin")
+            for path, body, headers in [
+                ("/api/campaigns", {"protocol_yaml": "name: a\x00b"}, op),
+                ("/api/protocols/validate", {"protocol_yaml": "\x00"}, op),
+                (f"/api/campaigns/{ids['campaign_id']}/abort", {"reason": "x\x00"}, op),
+                ("/api/devices/valve/valve", {"position": "1\x00"}, op),
+                ("/api/tokens", {"name": "t\x00"}, op),
+                (
+                    "/api/users",
+                    {"name": "a", "role": "viewer", "password": "x" * 8 + "\x00"},
+                    admin,
+                ),
+            ]:
+                r = await client.post(path, json=body, headers=headers)
+                assert r.status_code == 422, (path, r.text)
+            r = await client.patch("/api/users/a%00b", json={"disabled": True}, headers=admin)
+            assert r.status_code == 422
+        async with client_for(world.app) as anonymous:
+            page = await anonymous.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            form = {"name": "op\x00", "password": PASSWORD, "csrf_token": token}
+            assert (await anonymous.post("/login", data=form)).status_code == 401
+    finally:
+        world.database.dispose()
