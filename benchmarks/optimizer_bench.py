@@ -156,6 +156,8 @@ METHODS: dict[str, Callable[[Problem, int, int], list[dict[str, Any]]]] = {
     "ours-sobol": _ours({"initial_design": "sobol"}),
     "ours-batch4": _ours({"_batch": 4}),
     "ours-liar4": _ours({"_batch": 4, "batch": {"method": "liar"}}),
+    "ours-parego": _ours({"strategy": "parego"}),
+    "ours-ehvi": _ours({"strategy": "ehvi"}),
 }
 DEFAULT_METHODS = [OURS, "random", "lhs", "skopt"]
 
@@ -284,7 +286,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--json", default=None, help="append raw records here (JSON lines)")
+    parser.add_argument("--report", default=None,
+                        help="only print the table of records saved earlier with --json")
     args = parser.parse_args(argv)
+    if args.report:
+        with open(args.report) as fh:
+            saved = [json.loads(line) for line in fh if line.strip()]
+        budgets = {r["problem"]: len(r["fractions"]) for r in saved}
+        print_table(summarise(saved, budgets))
+        return
     seeds = 5 if args.quick and "--seeds" not in (argv or []) and args.seeds == 20 else args.seeds
     names = args.problems or list(PROBLEM_NAMES)
     allp = problems(names)

@@ -20,6 +20,7 @@ from .errors import SpecError, StateError
 from .objectives import (
     Objective,
     hypervolume,
+    hypervolume_improvement_2d,
     pareto_mask,
     parse_objectives,
     resolve_strategy,
@@ -628,20 +629,13 @@ class Optimizer:
             # skopt's LCB is for minimisation of -mu; flip it into an upper bound >= 0.
             ucb = -gaussian_lcb(x, wrapped, kappa=self.acquisition["kappa"])
             a = ucb - ucb.min()
-        if feas is not None:
-            p_ok = feas.predict(x)
-            # EI x P(success); spots that will probably fail are only a last resort (ranked
-            # below every other candidate, by P): even a large EI there mostly buys another
-            # failed experiment.
-            a = a * p_ok
-            risky = p_ok < self.surrogate["min_success_probability"]
-            a[risky] = p_ok[risky] - 1.0
+        a = self._gate(np.asarray(a, dtype=float), x, feas)
         return np.asarray(a, dtype=float)
 
     def _candidates(
         self,
         rng: np.random.Generator,
-        model: GPModel,
+        model: GPModel | None,
         ok: Sequence[Mapping[str, Any]],
         scores: np.ndarray,
         exclude: list[np.ndarray],
@@ -680,16 +674,14 @@ class Optimizer:
 
     def _maximise(
         self,
-        model: GPModel,
-        feas: FeasibilityModel | None,
+        acquire: Callable[[np.ndarray], np.ndarray],
         rng: np.random.Generator,
         ok: Sequence[Mapping[str, Any]],
         scores: np.ndarray,
-        y_best: float,
         exclude: list[np.ndarray],
     ) -> np.ndarray:
-        z = self._candidates(rng, model, ok, scores, exclude)
-        a = self._acquire(model, feas, z, y_best)
+        z = self._candidates(rng, None, ok, scores, exclude)
+        a = acquire(z)
         best_z, best_a = z[int(np.argmax(a))], float(a.max())
         if self._grid() is not None:
             return best_z
@@ -699,11 +691,23 @@ class Optimizer:
             zz = self._perturb(lead, 64, scale, rng)
             if len(zz) == 0:
                 continue
-            aa = self._acquire(model, feas, zz, y_best)
+            aa = acquire(zz)
             if aa.max() > best_a:
                 best_a, best_z = float(aa.max()), zz[int(np.argmax(aa))]
             lead = np.vstack([best_z[None, :], zz[np.argsort(-aa)[:4]]])
         return best_z
+
+    def _gate(self, a: np.ndarray, x: np.ndarray, feas: FeasibilityModel | None) -> np.ndarray:
+        if feas is None:
+            return a
+        p_ok = feas.predict(x)
+        # EI x P(success); spots that will probably fail are only a last resort (ranked
+        # below every other candidate, by P): even a large EI there mostly buys another
+        # failed experiment.
+        a = a * p_ok
+        risky = p_ok < self.surrogate["min_success_probability"]
+        a[risky] = p_ok[risky] - 1.0
+        return a
 
     def _suggest(
         self, m: int, rng: np.random.Generator, chosen: list[dict[str, Any]]
@@ -725,6 +729,9 @@ class Optimizer:
             z_fail = z_all[~status]
             x_fail = x_all[~status]
         f = self._oriented(ok)
+        if self.strategy == "ehvi":
+            exclude = [z_all, self.space.from_points(fantasies)] if fantasies else [z_all]
+            return self._suggest_ehvi(m, rng, ok, f, fantasies, feas, x_fail, exclude)
         picks: list[np.ndarray] = []
         model: GPModel | None = None
         for _ in range(m):
@@ -760,5 +767,63 @@ class Optimizer:
             mu_obs, _ = base.predict_std_units(base.x)
             y_best = float(mu_obs.max())
             exclude = [z_all] + ([np.array(z_fant)] if z_fant else [])
-            picks.append(self._maximise(cur, feas, rng, ok, scores, y_best, exclude))
+            picks.append(self._maximise(
+                lambda zc, cur=cur, y_best=y_best: self._acquire(cur, feas, zc, y_best),
+                rng, ok, scores, exclude))
+        return self.space.to_points(np.array(picks))
+
+    def _suggest_ehvi(
+        self,
+        m: int,
+        rng: np.random.Generator,
+        ok: Sequence[Mapping[str, Any]],
+        f: np.ndarray,
+        fantasies: list[dict[str, Any]],
+        feas: FeasibilityModel | None,
+        x_fail: np.ndarray | None,
+        exclude: list[np.ndarray],
+    ) -> list[dict[str, Any]]:
+        """Expected hypervolume improvement (two objectives), by sampling the posterior.
+
+        One GP per objective; EHVI is the mean exact improvement over 32 posterior draws
+        (the same draws for every candidate, so candidates are compared fairly). Batches and
+        pending points use the Kriging believer: the believed outcome joins the front.
+        """
+        x_ok = self.space.encode(self.space.from_points([o["point"] for o in ok]))
+        seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
+        models = [GPModel(self.surrogate["restarts"], self.surrogate["outlier_z"], seed)
+                  .fit(x_ok, f[:, j]) for j in range(2)]
+        ref = self.reference_point()
+        front = f[pareto_mask(f)]
+        eps = rng.standard_normal((32, 1, 2))
+        extra_x = [self.space.encode(self.space.from_points(fantasies))] if fantasies else []
+        picks: list[np.ndarray] = []
+        for _ in range(m):
+            believed_front = front
+            cur = models
+            xs = list(extra_x) + ([self.space.encode(np.array(picks))] if picks else [])
+            if xs:
+                xf = np.vstack(xs)
+                means = np.column_stack([mo.predict(xf)[0] for mo in models])
+                believed_front = np.vstack([front, means])
+                cur = [mo.condition(xf, means[:, j]) for j, mo in enumerate(models)]
+            if x_fail is not None:
+                cur = [mo.condition(x_fail, np.minimum(mo.predict(x_fail)[0],
+                                                       np.median(f[:, j])))
+                       for j, mo in enumerate(cur)]
+            bf = believed_front[pareto_mask(believed_front)]
+
+            def acquire(zc: np.ndarray, cur: list[GPModel] = cur,
+                        bf: np.ndarray = bf) -> np.ndarray:
+                x = self.space.encode(zc)
+                stats = [mo.predict(x) for mo in cur]
+                mu = np.column_stack([s[0] for s in stats])[None, :, :]
+                sd = np.column_stack([s[1] for s in stats])[None, :, :]
+                draws = (mu + sd * eps).reshape(-1, 2)
+                gain = hypervolume_improvement_2d(draws, bf, ref).reshape(len(eps), -1)
+                return self._gate(gain.mean(axis=0), x, feas)
+
+            zc = [np.array(picks)] if picks else []
+            scores = scalarise(f, self.objectives, "parego")
+            picks.append(self._maximise(acquire, rng, ok, scores, exclude + zc))
         return self.space.to_points(np.array(picks))

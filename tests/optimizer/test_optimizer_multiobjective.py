@@ -32,8 +32,9 @@ def test_hypervolume_and_front_exact() -> None:
     assert hypervolume(cube, np.zeros(3)) == pytest.approx(4.0)
 
 
-def test_parego_grows_the_hypervolume_and_beats_random() -> None:
-    opt = Optimizer.from_spec(SPEC)
+@pytest.mark.parametrize("strategy", ["parego", "ehvi"])
+def test_strategies_grow_the_hypervolume_and_beat_random(strategy: str) -> None:
+    opt = Optimizer.from_spec({**SPEC, "strategy": strategy})
     for _ in range(20):
         p = opt.ask(1)
         opt.tell(p, [_tradeoff(p[0])])
@@ -47,6 +48,30 @@ def test_parego_grows_the_hypervolume_and_beats_random() -> None:
     rnd = [_tradeoff({"t": rng.uniform(0.05, 1), "c": rng.uniform(0, 1)}) for _ in range(20)]
     hv_rnd = hypervolume(np.array([[r["yield"], r["throughput"]] for r in rnd]), np.zeros(2))
     assert trace[-1] > hv_rnd
+
+
+def test_two_objectives_default_to_ehvi_and_batches_spread() -> None:
+    opt = Optimizer.from_spec({**SPEC, "initial_experiments": 6})
+    assert opt.strategy == "ehvi"
+    first = opt.ask(6)
+    opt.tell(first, [_tradeoff(p) for p in first])
+    batch = opt.ask(3)
+    assert len({(p["t"], p["c"]) for p in batch}) == 3
+    opt.tell(batch, [_tradeoff(p) for p in batch])
+    assert len(opt.hypervolume_trace()) == 9
+
+
+def test_hypervolume_improvement_matches_exact_difference() -> None:
+    from robochem.optimizer.objectives import hypervolume_improvement_2d
+
+    rng = np.random.default_rng(0)
+    ref = np.array([0.1, 0.2])
+    for _ in range(50):
+        front = rng.random((int(rng.integers(0, 7)), 2))
+        pts = rng.random((10, 2))
+        base = hypervolume(front, ref)
+        exact = [hypervolume(np.vstack([front, p[None]]), ref) - base for p in pts]
+        assert np.allclose(hypervolume_improvement_2d(pts, front, ref), exact)
 
 
 def test_priority_mode_maximises_throughput_within_yield_tolerance() -> None:
