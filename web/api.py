@@ -333,7 +333,9 @@ def campaign_events(
     campaign_id: CampaignId,
     ctx: Ctx,
     _: Viewer,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger id")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**31 - 1, description="Only events with a larger id")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="The most recent this many")] = 200,
 ) -> list[schemas.EventOut]:
     try:
@@ -425,7 +427,7 @@ def get_spectrum(experiment_id: ExperimentId, ctx: Ctx, _: Viewer) -> schemas.Sp
 async def stream_events(
     ctx: Ctx,
     _: Viewer,
-    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
     campaign_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     devices: bool = False,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -436,7 +438,7 @@ async def stream_events(
     neither, only events from now on. ``devices=true`` adds device snapshots.
     """
     start = after
-    if last_event_id and last_event_id.strip().isdigit() and len(last_event_id.strip()) < 19:
+    if last_event_id and last_event_id.strip().isdigit() and len(last_event_id.strip()) < 10:
         start = int(last_event_id.strip())
     if start is None:
         start = await run_in_threadpool(data.latest_event_id, ctx.database)

@@ -382,8 +382,8 @@ def test_make_server_binds_where_told(world: World) -> None:
     assert server.config.timeout_graceful_shutdown == 3
 
 
-async def test_nul_bytes_are_refused_before_the_database(db_url: str) -> None:
-    """PostgreSQL refuses NUL in text: such input must be a 4xx, never a 500."""
+async def test_hostile_input_is_refused_before_the_database(db_url: str) -> None:
+    """PostgreSQL refuses NUL in text and 32-bit overflows: a 4xx, never a 500."""
     from dashboard_kit import PASSWORD
 
     world = make_world(db_url)
@@ -407,6 +407,9 @@ async def test_nul_bytes_are_refused_before_the_database(db_url: str) -> None:
                 assert r.status_code == 422, (path, r.text)
             r = await client.patch("/api/users/a%00b", json={"disabled": True}, headers=admin)
             assert r.status_code == 422
+            # Ids are 32-bit integers on PostgreSQL: larger cursors are refused, not crashed on.
+            events = f"/api/campaigns/{ids['campaign_id']}/events?after={2**31}"
+            assert (await client.get(events, headers=op)).status_code == 422
         async with client_for(world.app) as anonymous:
             page = await anonymous.get("/login")
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
