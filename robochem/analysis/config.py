@@ -186,6 +186,9 @@ class QCThresholds(_Strict):
     fit_chi_warn: float = Field(default=2.0, gt=0)
     fit_chi_reject: float = Field(default=6.0, gt=0)
     max_linewidth_hz: float = Field(default=6.0, gt=0)
+    #: share of a region's window integral explained by lines centred outside it
+    spill_warn: float = Field(default=0.35, gt=0)
+    spill_reject: float = Field(default=0.75, gt=0)
     max_yield_percent: float = Field(default=105.0, gt=0)
     reject_yield_percent: float = Field(default=150.0, gt=0)
 

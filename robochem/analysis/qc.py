@@ -136,6 +136,17 @@ def evaluate(
                     f"{label}: {100 * r.edge_area_fraction:.0f}% of the signal sits within a line "
                     f"width of the region limits {list(r.region)} (overlap)"
                 )
+        # overlap: how much of what is in the region belongs to lines centred outside it
+        if r.spill_in_fraction > q.spill_reject and fundamental:
+            report.reject(
+                f"{label}: {100 * r.spill_in_fraction:.0f}% of the signal in its region belongs "
+                "to neighbouring lines (overlap too strong to separate)"
+            )
+        elif r.spill_in_fraction > q.spill_warn:
+            report.warn(
+                f"{label}: {100 * r.spill_in_fraction:.0f}% of the signal in its region belongs "
+                "to neighbouring lines (overlap)"
+            )
         # negative integrals: the plain window integral must not be clearly negative
         if r.window_integral < -3.0 * r.integral_sd:
             text = (

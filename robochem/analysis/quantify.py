@@ -56,6 +56,8 @@ class RegionResult:
     edge_area_fraction: float = 0.0  # share of area in lines within one FWHM of a limit
     method: str = "lineshape"
     residual_corrected: bool = False  # the fit missed significant area; residual added
+    #: share of the region's window integral explained by lines centred outside it
+    spill_in_fraction: float = 0.0
 
 
 @dataclass
@@ -509,6 +511,18 @@ def integrate_regions(
                 for ln in fit.lines
                 if min(abs(ln.center_ppm - sp.lo), abs(ln.center_ppm - sp.hi)) < tol
             )
+            hw = max(fit.gamma / spec.obs_mhz, 1e-9)  # HWHM in ppm
+            spill = sum(
+                ln.area
+                * (
+                    np.arctan((sp.hi - ln.center_ppm) / hw)
+                    - np.arctan((sp.lo - ln.center_ppm) / hw)
+                )
+                / np.pi
+                for ln, ok in zip(fit.lines, mask, strict=True)
+                if not ok
+            )
+            spill_frac = float(spill / wint) if wint > 3.0 * wsd and wint > 0 else 0.0
             denom = max(
                 sum(abs(ln.area) for ln in inside),
                 0.1 * sum(abs(ln.area) for ln in fit.lines),
@@ -529,5 +543,6 @@ def integrate_regions(
                 fit_chi=fit.chi,
                 edge_area_fraction=min(float(ambiguous / denom), 1.0) if fit.lines else 0.0,
                 residual_corrected=corrected,
+                spill_in_fraction=spill_frac,
             )
     return [r for r in results if r is not None]
