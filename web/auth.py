@@ -120,6 +120,13 @@ def create_user(
     return user
 
 
+def ensure_user(session: Session, name: str, role: str) -> User:
+    """The user ``name``, created with ``role`` and an unguessable password if missing (for
+    `robochem demo`, whose users log in through one-time links)."""
+    user = session.scalar(select(User).where(User.name == name))
+    return user or create_user(session, name, role, secrets.token_urlsafe(32))
+
+
 def get_user(session: Session, name: str) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:

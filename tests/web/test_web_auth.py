@@ -163,6 +163,17 @@ async def test_one_time_link_logs_in_once(world: World) -> None:
         issue_login_link(world.app, "nobody")
 
 
+async def test_demo_user_logs_in_by_link_only(world: World) -> None:
+    with world.database.session() as s:
+        first = auth.ensure_user(s, "demo", "admin").id
+        assert auth.ensure_user(s, "demo", "viewer").id == first  # existing user kept
+    async with client_for(world.app) as client:
+        await client.get(issue_login_link(world.app, "demo"))
+        assert (await client.get("/api/me")).json() == {
+            "name": "demo", "role": "admin", "via": "session",
+        }  # fmt: skip
+
+
 async def test_one_time_link_expires(world: World) -> None:
     path = issue_login_link(world.app, "viewer", ttl_s=-1)
     async with client_for(world.app) as client:
