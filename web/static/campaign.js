@@ -22,6 +22,12 @@
   };
   const usable = (e, m) => e[m] !== null && e[m] !== undefined && e.qc_status !== "rejected";
 
+  function fromNow(iso) {
+    const minutes = Math.round((Date.parse(iso) - Date.now()) / 60000);
+    if (minutes <= 0) return "due";
+    return minutes < 60 ? `in ${minutes} min` : `in ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+
   function facts(c) {
     const badge = document.getElementById("status");
     badge.textContent = c.status;
@@ -31,7 +37,7 @@
     document.getElementById("progress-text").textContent =
       `${c.experiments_done}${c.planned_experiments ? " / " + c.planned_experiments : ""} done` +
       (c.experiments_failed ? `, ${c.experiments_failed} failed` : "");
-    document.getElementById("eta").textContent = c.eta ? rc.time(c.eta) : "—";
+    document.getElementById("eta").textContent = c.eta ? `${rc.time(c.eta)} (${fromNow(c.eta)})` : "—";
     document.getElementById("current").textContent =
       c.current.experiment_index === null ? "—" : `#${c.current.experiment_index}`;
     document.getElementById("step").textContent = c.current.step || "—";

@@ -60,7 +60,8 @@
   function build(device) {
     const card = rc.el("section", { class: "card device", "data-device": device.name },
       rc.el("h2", {}, rc.el("span", { class: "dot" }), device.name),
-      rc.el("div", { class: "meta" }, `${device.kind} · ${device.driver}`, rc.el("span", { class: "conn" })),
+      rc.el("div", { class: "meta" }, `${device.kind} · ${device.driver}`),
+      rc.el("div", { class: "meta health" }, rc.el("span", { class: "conn" }), rc.el("span", { class: "age" })),
       rc.el("dl", { class: "readings" }),
       rc.el("ul", { class: "faults" }));
     if (rc.canOperate()) {
@@ -79,12 +80,26 @@
     card.classList.toggle("offline", !device.connected);
     card.classList.toggle("faulted", device.faults.length > 0);
     card.querySelector(".dot").classList.toggle("on", device.connected);
-    card.querySelector(".conn").textContent = device.connected ? " · connected" : " · DISCONNECTED";
+    card.querySelector(".conn").textContent = device.connected ? "connected" : "DISCONNECTED";
+    card.dataset.updatedAt = device.updated_at || "";
+    age(card);
     const dl = card.querySelector(".readings");
     dl.replaceChildren(...Object.entries(device.readings).flatMap(([k, v]) =>
       [rc.el("dt", {}, label(k)), rc.el("dd", { "data-reading": k }, value(v))]));
     card.querySelector(".faults").replaceChildren(
       ...device.faults.map((f) => rc.el("li", {}, f)));
+  }
+
+  // Readings older than this are flagged: the device layer may have lost the device.
+  const STALE_S = 5;
+
+  function age(card) {
+    const when = card.dataset.updatedAt ? Date.parse(card.dataset.updatedAt) : NaN;
+    const span = card.querySelector(".age");
+    if (Number.isNaN(when)) { span.textContent = ""; return; }
+    const seconds = Math.max(0, Math.round((Date.now() - when) / 1000));
+    span.textContent = ` · updated ${seconds < 60 ? seconds + " s" : Math.round(seconds / 60) + " min"} ago`;
+    card.classList.toggle("stale", seconds > STALE_S);
   }
 
   function render(devices) {
@@ -99,5 +114,6 @@
   document.addEventListener("DOMContentLoaded", async () => {
     try { render(await rc.api("GET", "/api/devices")); } catch (e) { rc.toast(e.message, "bad"); }
     rc.stream({ devices: "true" }, { devices: render });
+    setInterval(() => cards.forEach(age), 1000);
   });
 })();
