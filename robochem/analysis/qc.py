@@ -142,7 +142,7 @@ def evaluate(
                 f"{label}: {100 * r.spill_in_fraction:.0f}% of the signal in its region belongs "
                 "to neighbouring lines (overlap too strong to separate)"
             )
-        elif r.spill_in_fraction > q.spill_warn:
+        elif r.spill_in_fraction > q.spill_warn and fundamental:
             report.warn(
                 f"{label}: {100 * r.spill_in_fraction:.0f}% of the signal in its region belongs "
                 "to neighbouring lines (overlap)"
