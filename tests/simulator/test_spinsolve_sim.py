@@ -38,6 +38,7 @@ class Raw:
 
     async def read(self, timeout_s: float = 2.0) -> ET.Element:
         """The next message's first child."""
+
         async def one() -> bytes:
             while b"</Message>" not in self.buffer:
                 chunk = await self.reader.read(65536)
@@ -110,8 +111,11 @@ async def test_url_and_hardware_response(sim: SpinsolveSimulator, raw: Raw) -> N
     assert resp.findtext("SpinsolveSoftware") == "1.18.1.3062"
     assert resp.findtext("RemoteControlVersion")
     # XSD order: software, remote-control version, connected, then the optional ones
-    assert [c.tag for c in resp][:3] == ["SpinsolveSoftware", "RemoteControlVersion",
-                                         "ConnectedToHardware"]
+    assert [c.tag for c in resp][:3] == [
+        "SpinsolveSoftware",
+        "RemoteControlVersion",
+        "ConnectedToHardware",
+    ]
 
 
 async def test_two_requests_in_one_segment_and_split_requests(raw: Raw) -> None:
@@ -151,8 +155,10 @@ async def test_get_and_set(sim: SpinsolveSimulator, raw: Raw) -> None:
     await raw.send(
         msg("<Set><Sample>rxn_0042</Sample></Set>"),
         msg("<Set><Solvent>CDCl3</Solvent></Set>"),
-        msg('<Set><UserData><Data key="Comment" value="BO iter 5"/>'
-            '<Data key="campaign" value="c1"/></UserData></Set>'),
+        msg(
+            '<Set><UserData><Data key="Comment" value="BO iter 5"/>'
+            '<Data key="campaign" value="c1"/></UserData></Set>'
+        ),
         msg("<Set><DataFolder><UserFolder>D:/nmr/c1/exp0042</UserFolder></DataFolder></Set>"),
         msg("<GetRequest><Sample/></GetRequest>"),
         msg("<GetRequest><Solvent/></GetRequest>"),
@@ -163,8 +169,10 @@ async def test_get_and_set(sim: SpinsolveSimulator, raw: Raw) -> None:
     assert (await raw.read()).findtext("Solvent") == "CDCl3"
     data = (await raw.read()).find("UserData")
     assert data is not None
-    assert [d.attrib for d in data] == [{"key": "Comment", "value": "BO iter 5"},
-                                        {"key": "campaign", "value": "c1"}]
+    assert [d.attrib for d in data] == [
+        {"key": "Comment", "value": "BO iter 5"},
+        {"key": "campaign", "value": "c1"},
+    ]
     assert (await raw.read()).findtext("DataFolder/UserFolder") == "D:/nmr/c1/exp0042"
     assert sim.user_data == {"Comment": "BO iter 5", "campaign": "c1"}
 
@@ -172,26 +180,40 @@ async def test_get_and_set(sim: SpinsolveSimulator, raw: Raw) -> None:
 async def test_flowchem_forms_are_not_accepted(sim: SpinsolveSimulator, raw: Raw) -> None:
     """flowchem's <Data Comment=".."/> and empty <DataFolder/> do not set anything."""
     before = (sim.folder_mode, sim.folder_value)
-    await raw.send(msg('<Set><UserData><Data Comment="x"/></UserData></Set>'),
-                   msg("<Set><DataFolder/></Set>"),
-                   msg("<GetRequest><UserData/></GetRequest>"))
+    await raw.send(
+        msg('<Set><UserData><Data Comment="x"/></UserData></Set>'),
+        msg("<Set><DataFolder/></Set>"),
+        msg("<GetRequest><UserData/></GetRequest>"),
+    )
     data = (await raw.read()).find("UserData")
     assert data is not None and len(data) == 0
     assert (sim.folder_mode, sim.folder_value) == before
 
 
 async def test_estimate_duration(raw: Raw) -> None:
-    await raw.send(msg('<EstimateDurationRequest protocol="1D EXTENDED+">'
-                       '<Option name="Number" value="16"/><Option name="RepetitionTime" '
-                       'value="10"/></EstimateDurationRequest>'))
+    await raw.send(
+        msg(
+            '<EstimateDurationRequest protocol="1D EXTENDED+">'
+            '<Option name="Number" value="16"/><Option name="RepetitionTime" '
+            'value="10"/></EstimateDurationRequest>'
+        )
+    )
     resp = await raw.read()
     assert resp.tag == "EstimateDurationResponse"
     assert float(resp.get("durationInSeconds", "")) == 160 and not resp.get("error")
-    await raw.send(msg('<EstimateDurationRequest protocol="1D PROTON">'
-                       '<Option name="Scan" value="QuickScan"/></EstimateDurationRequest>'))
+    await raw.send(
+        msg(
+            '<EstimateDurationRequest protocol="1D PROTON">'
+            '<Option name="Scan" value="QuickScan"/></EstimateDurationRequest>'
+        )
+    )
     assert float((await raw.read()).get("durationInSeconds", "")) == 15
-    await raw.send(msg('<EstimateDurationRequest protocol="1D EXTENDED+">'
-                       '<Option name="Number" value="3"/></EstimateDurationRequest>'))
+    await raw.send(
+        msg(
+            '<EstimateDurationRequest protocol="1D EXTENDED+">'
+            '<Option name="Number" value="3"/></EstimateDurationRequest>'
+        )
+    )
     assert "Invalid value" in (await raw.read()).get("error", "")
 
 
@@ -214,9 +236,11 @@ async def _start_sequence_and_files(
     await raw.send(
         msg(f"<Set><DataFolder><UserFolder>{folder}</UserFolder></DataFolder></Set>"),
         msg("<Set><Sample>rxn_1</Sample></Set>"),
-        msg('<Start protocol="1D EXTENDED+"><Option name="Number" value="8"/>'
+        msg(
+            '<Start protocol="1D EXTENDED+"><Option name="Number" value="8"/>'
             '<Option name="RepetitionTime" value="10"/>'
-            '<Option name="AcquisitionTime" value="1.6"/></Start>'),
+            '<Option name="AcquisitionTime" value="1.6"/></Start>'
+        ),
     )
     t0 = clock.now()
     seen = [event(e) for e in await raw.until(is_completed)]
@@ -234,8 +258,11 @@ async def _start_sequence_and_files(
     assert all(a > b for a, b in itertools.pairwise(remaining))
     assert ready.tag == "State" and ready.get("status") == "Ready"
     assert ready.get("dataFolder") == str(folder)
-    assert completed.attrib == {"protocol": "1D EXTENDED+", "completed": "true",
-                                "successful": "true"}
+    assert completed.attrib == {
+        "protocol": "1D EXTENDED+",
+        "completed": "true",
+        "successful": "true",
+    }
     dic, fid = ng.spinsolve.read(str(folder), specfile="data.1d")
     assert fid.size == 8192 and dic["acqu"]["Sample"] == "rxn_1"
     assert dic["acqu"]["nrScans"] == 8
@@ -251,8 +278,13 @@ async def test_default_and_timestamp_folders(
     folder = Path(ready.get("dataFolder", ""))
     assert folder.parent == sim.data_root and len(folder.name) == 14  # yyyymmddhhmmss
     assert (folder / "data.1d").is_file()
-    await raw.send(msg(f"<Set><DataFolder><TimeStampTree>{tmp_path / 'tree'}"
-                       "</TimeStampTree></DataFolder></Set>"), start)
+    await raw.send(
+        msg(
+            f"<Set><DataFolder><TimeStampTree>{tmp_path / 'tree'}"
+            "</TimeStampTree></DataFolder></Set>"
+        ),
+        start,
+    )
     ready = [event(e) for e in await raw.until(is_completed)][-2]
     tree = Path(ready.get("dataFolder", "")).relative_to(tmp_path / "tree")
     assert len(tree.parts) == 6 and len(tree.parts[0]) == 4
@@ -260,8 +292,12 @@ async def test_default_and_timestamp_folders(
 
 
 async def test_start_while_busy_and_abort(sim: SpinsolveSimulator, raw: Raw) -> None:
-    await raw.send(msg('<Start protocol="1D EXTENDED+"><Option name="Number" value="256"/>'
-                       '<Option name="RepetitionTime" value="60"/></Start>'))
+    await raw.send(
+        msg(
+            '<Start protocol="1D EXTENDED+"><Option name="Number" value="256"/>'
+            '<Option name="RepetitionTime" value="60"/></Start>'
+        )
+    )
     assert event(await raw.read()).get("status") == "Running"
     await raw.send(msg('<Start protocol="1D PROTON"/>'))
     busy = await raw.until(lambda e: event(e).tag == "Error")
@@ -278,8 +314,9 @@ async def test_start_while_busy_and_abort(sim: SpinsolveSimulator, raw: Raw) -> 
 async def test_start_rejections(sim: SpinsolveSimulator, raw: Raw) -> None:
     await raw.send(msg('<Start protocol="2D MAGIC"/>'))
     assert "Unknown protocol" in event(await raw.read()).get("error", "")
-    await raw.send(msg('<Start protocol="1D EXTENDED+"><Option name="PulseAngle" value="77"/>'
-                       "</Start>"))
+    await raw.send(
+        msg('<Start protocol="1D EXTENDED+"><Option name="PulseAngle" value="77"/></Start>')
+    )
     assert "Invalid value" in event(await raw.read()).get("error", "")
     sim.connected_to_hardware = False
     await raw.send(msg('<Start protocol="1D PROTON"/>'))
@@ -292,8 +329,14 @@ async def test_shim_requests_change_line_width(
     await raw.send(msg("<CheckShimRequest/>"))
     check = await raw.read()
     assert check.tag == "CheckShimResponse" and check.get("error") is None
-    assert [c.tag for c in check] == ["OperatingTemperature", "StableTemperatures",
-                                      "StableLock", "LineWidth", "BaseWidth", "SystemIsReady"]
+    assert [c.tag for c in check] == [
+        "OperatingTemperature",
+        "StableTemperatures",
+        "StableLock",
+        "LineWidth",
+        "BaseWidth",
+        "SystemIsReady",
+    ]
     assert float(check.findtext("LineWidth", "")) == pytest.approx(1.5, abs=0.05)
     t0 = clock.now()
     await raw.send(msg("<QuickShimRequest/>"))
@@ -323,9 +366,10 @@ async def test_shim_request_abort_and_busy(sim: SpinsolveSimulator, raw: Raw) ->
 
 
 async def test_shim_protocol_via_start(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path) -> None:
-    await raw.send(msg(f"<Set><DataFolder><UserFolder>{tmp_path / 's'}</UserFolder>"
-                       "</DataFolder></Set>"),
-                   msg('<Start protocol="SHIM"><Option name="Shim" value="QuickShim"/></Start>'))
+    await raw.send(
+        msg(f"<Set><DataFolder><UserFolder>{tmp_path / 's'}</UserFolder></DataFolder></Set>"),
+        msg('<Start protocol="SHIM"><Option name="Shim" value="QuickShim"/></Start>'),
+    )
     done = event((await raw.until(is_completed))[-1])
     assert done.get("successful") == "true"
     assert (tmp_path / "s" / "shim.par").is_file()
@@ -339,14 +383,19 @@ async def test_spectrum_source_hook(clock: Clock, tmp_path: Path) -> None:
         contexts.append(context)
         return [Signal(2.0, 3, 0.1)]
 
-    async with SpinsolveSimulator(clock=clock, data_root=tmp_path, spectrum_source=source,
-                                  noise_sd=0.0) as sim:
+    async with SpinsolveSimulator(
+        clock=clock, data_root=tmp_path, spectrum_source=source, noise_sd=0.0
+    ) as sim:
         reader, writer = await asyncio.open_connection(sim.host, sim.port)
         raw = Raw(reader, writer)
-        await raw.send(msg("<Set><Sample>s1</Sample></Set>"),
-                       msg('<Set><UserData><Data key="k" value="v"/></UserData></Set>'),
-                       msg('<Start protocol="1D EXTENDED+"><Option name="Number" value="4"/>'
-                           '<Option name="RepetitionTime" value="2"/></Start>'))
+        await raw.send(
+            msg("<Set><Sample>s1</Sample></Set>"),
+            msg('<Set><UserData><Data key="k" value="v"/></UserData></Set>'),
+            msg(
+                '<Start protocol="1D EXTENDED+"><Option name="Number" value="4"/>'
+                '<Option name="RepetitionTime" value="2"/></Start>'
+            ),
+        )
         folder = Path(event((await raw.until(is_completed))[-2]).get("dataFolder", ""))
         await raw.close()
     (ctx,) = contexts
@@ -363,12 +412,14 @@ async def test_spectrum_source_hook(clock: Clock, tmp_path: Path) -> None:
 async def test_spectrum_source_may_return_an_fid(clock: Clock, tmp_path: Path) -> None:
     fid_in = (np.arange(16384) % 7).astype(np.complex64)
 
-    async with SpinsolveSimulator(clock=clock, data_root=tmp_path,
-                                  spectrum_source=lambda ctx: fid_in) as sim:
+    async with SpinsolveSimulator(
+        clock=clock, data_root=tmp_path, spectrum_source=lambda ctx: fid_in
+    ) as sim:
         reader, writer = await asyncio.open_connection(sim.host, sim.port)
         raw = Raw(reader, writer)
-        await raw.send(msg('<Start protocol="1D PROTON"><Option name="Scan" '
-                           'value="QuickScan"/></Start>'))
+        await raw.send(
+            msg('<Start protocol="1D PROTON"><Option name="Scan" value="QuickScan"/></Start>')
+        )
         folder = Path(event((await raw.until(is_completed))[-2]).get("dataFolder", ""))
         await raw.close()
     _, fid = ng.spinsolve.read(str(folder), specfile="data.1d")
@@ -413,8 +464,7 @@ async def test_no_reply_late_reply_and_drop(sim: SpinsolveSimulator, raw: Raw) -
 
 async def test_set_messages_do_not_consume_faults(sim: SpinsolveSimulator, raw: Raw) -> None:
     sim.faults.inject(FaultKind.NO_REPLY)
-    await raw.send(msg("<Set><Sample>x</Sample></Set>"), msg("<Abort/>"),
-                   msg("<HardwareRequest/>"))
+    await raw.send(msg("<Set><Sample>x</Sample></Set>"), msg("<Abort/>"), msg("<HardwareRequest/>"))
     with pytest.raises(TimeoutError):
         await raw.read(0.2)
     assert sim.sample == "x"
@@ -422,8 +472,12 @@ async def test_set_messages_do_not_consume_faults(sim: SpinsolveSimulator, raw: 
 
 async def test_out_of_order_notifications(sim: SpinsolveSimulator, raw: Raw) -> None:
     sim.inject_acquisition_fault("out_of_order")
-    await raw.send(msg('<Start protocol="1D EXTENDED+"><Option name="Number" value="4"/>'
-                       '<Option name="RepetitionTime" value="2"/></Start>'))
+    await raw.send(
+        msg(
+            '<Start protocol="1D EXTENDED+"><Option name="Number" value="4"/>'
+            '<Option name="RepetitionTime" value="2"/></Start>'
+        )
+    )
     first = [event(e) for e in await raw.until(is_completed)]
     assert first[0].tag == "Completed" and first[0].get("successful") == "false"  # stale
     rest = [event(e) for e in await raw.until(is_completed)]
@@ -437,9 +491,10 @@ async def test_out_of_order_notifications(sim: SpinsolveSimulator, raw: Raw) -> 
 async def test_late_file(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, clock: Clock) -> None:
     sim.inject_acquisition_fault("late_file", delay_s=300.0)  # 0.3 s wall
     folder = tmp_path / "late"
-    await raw.send(msg(f"<Set><DataFolder><UserFolder>{folder}</UserFolder></DataFolder></Set>"),
-                   msg('<Start protocol="1D PROTON"><Option name="Scan" value="QuickScan"/>'
-                       "</Start>"))
+    await raw.send(
+        msg(f"<Set><DataFolder><UserFolder>{folder}</UserFolder></DataFolder></Set>"),
+        msg('<Start protocol="1D PROTON"><Option name="Scan" value="QuickScan"/></Start>'),
+    )
     done = event((await raw.until(is_completed))[-1])
     assert done.get("successful") == "true"
     assert not (folder / "data.1d").exists()
@@ -453,10 +508,10 @@ async def test_late_file(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, cloc
 @pytest.mark.parametrize("kind", ["unsuccessful", "acquisition_error"])
 async def test_failing_runs(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, kind: str) -> None:
     sim.inject_acquisition_fault(kind)
-    await raw.send(msg(f"<Set><DataFolder><UserFolder>{tmp_path / 'x'}</UserFolder>"
-                       "</DataFolder></Set>"),
-                   msg('<Start protocol="1D PROTON"><Option name="Scan" value="QuickScan"/>'
-                       "</Start>"))
+    await raw.send(
+        msg(f"<Set><DataFolder><UserFolder>{tmp_path / 'x'}</UserFolder></DataFolder></Set>"),
+        msg('<Start protocol="1D PROTON"><Option name="Scan" value="QuickScan"/></Start>'),
+    )
     seen = [event(e) for e in await raw.until(is_completed)]
     assert seen[-1].get("successful") == "false"
     assert any(e.tag == "Error" for e in seen) == (kind == "acquisition_error")
