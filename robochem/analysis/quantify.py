@@ -173,12 +173,51 @@ def _fit(
         return centres, float(np.exp(log_g)), float(half_pi * np.tanh(p[1]))
 
     prior = noise_sd / PHASE_PRIOR_RAD
+    cache: dict[str, object] = {}
+
+    def evaluate(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+        key = p.tobytes()
+        if cache.get("key") != key:
+            c, g, t = unpack(p)
+            basis = _basis(x, c, g, t)
+            cache.update(key=key, value=(c, basis, _solve_linear(basis, y), g, t))
+        return cache["value"]  # type: ignore[return-value]
 
     def resid(p: np.ndarray) -> np.ndarray:
-        c, g, t = unpack(p)
-        b = _basis(x, c, g, t)
-        r = b @ _solve_linear(b, y) - y
+        _, basis, coef, _, t = evaluate(p)
+        r = basis @ coef - y
         return np.append(r, prior * t) if prior > 0 else r
+
+    def jac(p: np.ndarray) -> np.ndarray:
+        # Kaufman's variable-projection Jacobian: (I − P_B)·(∂B/∂q)·coef for each
+        # non-linear parameter q, with the chain rule through the bounded parametrisation
+        c, basis, coef, g, t = evaluate(p)
+        amps = coef[:-1]
+        d = x[:, None] - c[None, :]
+        d2 = g * g + d * d
+        cos_t, sin_t = np.cos(t), np.sin(t)
+        num = cos_t * g + sin_t * d
+        inv = 1.0 / (np.pi * d2)
+        inv2 = inv / d2
+        s0 = float(expit(p[0]))
+        sc = expit(p[2:])
+        cols = np.empty((x.size, c.size + 2))
+        cols[:, 0] = (
+            ((cos_t * d2 - 2.0 * g * num) * inv2) @ amps * (g * (g_hi - g_lo) * s0 * (1.0 - s0))
+        )
+        cols[:, 1] = ((cos_t * d - sin_t * g) * inv) @ amps * (half_pi * (1.0 - np.tanh(p[1]) ** 2))
+        cols[:, 2:] = -((sin_t * d2 - 2.0 * d * num) * inv2) * (amps * c_width * sc * (1 - sc))
+        gram = basis.T @ basis
+        try:
+            proj = basis @ np.linalg.solve(gram, basis.T @ cols)
+        except np.linalg.LinAlgError:
+            proj = basis @ np.linalg.lstsq(basis, cols, rcond=None)[0]
+        out = cols - proj
+        if prior > 0:
+            row = np.zeros((1, out.shape[1]))
+            row[0, 1] = prior * half_pi * (1.0 - np.tanh(p[1]) ** 2)
+            out = np.vstack((out, row))
+        return out
 
     frac = (np.log(gamma) - g_lo) / (g_hi - g_lo)
     frac = float(np.clip(frac, 1e-3, 1 - 1e-3))
@@ -186,7 +225,9 @@ def _fit(
     v0 = float(np.arctanh(np.clip(theta / half_pi, -0.999, 0.999)))
     cfrac = np.clip((centers - c_lo) / c_width, 1e-4, 1 - 1e-4)
     p0 = np.concatenate(([u0, v0], np.log(cfrac / (1.0 - cfrac))))
-    sol = least_squares(resid, p0, method="lm", max_nfev=60 * (centers.size + 2), xtol=1e-10)
+    sol = least_squares(
+        resid, p0, jac=jac, method="lm", max_nfev=60 * (centers.size + 2), xtol=1e-10
+    )
     c, g, t = unpack(sol.x)
     coef = _solve_linear(_basis(x, c, g, t), y)
     return c, g, t, coef
