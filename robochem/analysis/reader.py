@@ -212,6 +212,7 @@ def read_fid(path: str | Path) -> FID:
 
     jdic: dict[str, Any] = {}
     from_spectrum = False
+    axis = np.zeros(0)
     if chosen.suffix == ".dx":
         jdic, data = _read_jcamp(chosen)
     elif chosen.suffix == ".1d":
@@ -241,7 +242,10 @@ def read_fid(path: str | Path) -> FID:
             chosen, f"truncated or inconsistent: acqu.par nrPnts={expected}, file has {data.size}"
         )
     if from_spectrum:
-        # spectrum.1d holds the NMR-ordered FFT; go back to the time domain
+        # spectrum.1d holds the FFT; NMR order is ppm decreasing with index (the axis order
+        # of real files is unverified, so follow the file's own ppm axis)
+        if axis.size > 1 and axis[0] < axis[-1]:
+            data = data[::-1]
         data = np.fft.ifft(np.fft.ifftshift(data))
 
     return FID(

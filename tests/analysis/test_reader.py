@@ -53,6 +53,15 @@ def test_jcamp_and_spectrum_fallbacks(make_folder: FolderFactory, tmp_path: Path
     fid = read_fid(only_spec)
     assert fid.from_spectrum
     np.testing.assert_allclose(fid.data, ref.data, atol=1e-3 * np.abs(ref.data).max())
+    # a spectrum.1d stored with an increasing ppm axis is turned round
+    from robochem.simulator.nmr_files import write_1d
+
+    raw = np.frombuffer((only_spec / "spectrum.1d").read_bytes(), dtype="<f4", offset=32)
+    n = raw.size // 3
+    ppm, spec = raw[:n], raw[n::2] + 1j * raw[n + 1 :: 2]
+    write_1d(only_spec / "spectrum.1d", ppm[::-1].copy(), spec[::-1].copy())
+    flipped = read_fid(only_spec)
+    np.testing.assert_allclose(flipped.data, fid.data, atol=1e-6 * np.abs(ref.data).max())
 
 
 def _expect(path: Path, match: str, name: str) -> None:
