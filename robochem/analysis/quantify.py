@@ -543,8 +543,9 @@ def integrate_regions(
             elif not inside:
                 # nothing fitted: fall back to the window integral minus external tails
                 seg = background[max(r0 - i0, 0) : max(r1 - i0, 0)]
+                # not clamped at zero: a noisy but unbiased estimate serves the optimiser
+                # better than a zero, and QC flags a clearly negative one
                 total = wint - (float(np.trapezoid(seg) * ppm_pp) if seg.size > 1 else 0.0)
-                total = total if abs(total) > 3.0 * wsd else 0.0
             # lines whose centre is so close to a limit that they could belong either side
             tol = 0.2 * fwhm_ppm
             ambiguous = sum(
