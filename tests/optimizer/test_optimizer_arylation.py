@@ -24,6 +24,6 @@ def test_arylation_replay_beats_random_search() -> None:
     assert len(table) == 1728
     spec = aryl.spec_for(levels, seed=0, batch=5)
     assert spec["variables"]["ligand"]["choices"]  # nothing table-specific in optimizer/
-    trace = aryl.run((1, 5, 20, {}))  # one seed keeps the test quick
-    # random search: 78.1 mean best after 20 (500 seeds, Shields et al.)
-    assert trace[-1] > 90
+    traces = [aryl.run((seed, 5, 20, {})) for seed in (0, 1)]
+    # random search: 78.1 mean best yield after 20 (500 seeds, Shields et al.)
+    assert sum(t[-1] for t in traces) / len(traces) > 78.1
