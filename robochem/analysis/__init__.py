@@ -13,10 +13,24 @@ Typical use::
 See docs/nmr-analysis.md.
 """
 
-from robochem.analysis.config import AnalysisConfig, parse_concentration
-from robochem.analysis.pipeline import analyze_folder
-from robochem.analysis.reader import NMRDataError, read_fid
-from robochem.analysis.result import AnalysisResult
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from robochem.analysis.config import AnalysisConfig, parse_concentration
+    from robochem.analysis.pipeline import analyze_folder
+    from robochem.analysis.reader import NMRDataError, read_fid
+    from robochem.analysis.result import AnalysisResult
+
+# Imported on first use: nmrglue and scipy take seconds to load, and every ``robochem``
+# command (even ``--version``) imports this package's CLI module.
+_EXPORTS = {
+    "AnalysisConfig": "robochem.analysis.config",
+    "parse_concentration": "robochem.analysis.config",
+    "analyze_folder": "robochem.analysis.pipeline",
+    "NMRDataError": "robochem.analysis.reader",
+    "read_fid": "robochem.analysis.reader",
+    "AnalysisResult": "robochem.analysis.result",
+}
 
 __all__ = [
     "AnalysisConfig",
@@ -26,3 +40,11 @@ __all__ = [
     "parse_concentration",
     "read_fid",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'robochem.analysis' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
