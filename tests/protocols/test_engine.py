@@ -1,0 +1,444 @@
+"""The campaign engine against the in-process simulated lab (drivers over sockets, x1000).
+
+The test protocol keeps to a corner of the HAT preset where the simulated spectra pass QC
+(short residence times give low yields whose spectra the analysis rejects) and runs 1-3
+experiments, so each test takes a few wall seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from robochem.analysis import AnalysisResult
+from robochem.clock import set_clock
+from robochem.events import Event, EventBus
+from robochem.optimizer import Optimizer
+from robochem.protocols import engine as engine_module
+from robochem.protocols.engine import (
+    TRANSITIONS,
+    Engine,
+    EngineState,
+    IllegalTransition,
+    Policy,
+    create_campaign,
+)
+from robochem.protocols.lab import Lab, connect_lab
+from robochem.protocols.load import parse_platform, parse_protocol
+from robochem.protocols.platform import Platform
+from robochem.protocols.steps import (
+    Acquire,
+    Analyze,
+    SetLight,
+    Wait,
+    plan_experiment,
+    timing_model,
+)
+from robochem.simulator.runner import SimulatedPlatform
+from robochem.storage.db import Database
+from robochem.storage.models import Campaign, CampaignStatus, Experiment, Measurement
+
+ROOT = Path(__file__).resolve().parents[2]
+PUMPS = ("pump-substrate", "pump-reagent", "pump-catalyst", "pump-solvent")
+
+
+def engine_protocol(budget: int = 2, initial: int = 2) -> str:
+    """hat-alkylation, narrowed to fast, high-yield conditions."""
+    text = (ROOT / "protocols" / "examples" / "hat-alkylation.yaml").read_text()
+    swaps = {
+        "{type: residence_time, low: 1 min, high: 20 min, log: true}": (
+            "{type: residence_time, low: 8 min, high: 9 min}"
+        ),
+        "{type: light, low: 0 %, high: 100 %}": "{type: light, low: 40 %, high: 50 %}",
+        "low: 0.5 mol%, high: 5 mol%": "low: 2.5 mol%, high: 3 mol%",
+        "low: 0.05 M, high: 0.3 M": "low: 0.11 M, high: 0.12 M",
+        "temperature: {type: temperature, low: 10 degC, high: 60 degC}": (
+            "temperature: {type: temperature, low: 26 degC, high: 28 degC}"
+        ),
+        "budget: 30": f"budget: {budget}",
+        "initial_experiments: 8": f"initial_experiments: {initial}",
+    }
+    for old, new in swaps.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class Env:
+    sim: SimulatedPlatform
+    platform: Platform
+    db: Database
+    bus: EventBus
+    lab: Lab
+
+    def campaign(self, budget: int = 2, initial: int = 2) -> int:
+        return create_campaign(self.db, engine_protocol(budget, initial), platform=self.platform)
+
+    def engine(self, campaign_id: int, **kwargs: Any) -> Engine:
+        kwargs.setdefault("policy", Policy(on_rejected="fail"))
+        return Engine(self.db, self.bus, self.lab, campaign_id, clock=self.sim.clock, **kwargs)
+
+    def experiments(self, campaign_id: int) -> list[Experiment]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(Experiment)
+                    .where(Experiment.campaign_id == campaign_id)
+                    .order_by(Experiment.index)
+                )
+            )
+
+    def campaign_row(self, campaign_id: int) -> Campaign:
+        with self.db.session() as s:
+            row = s.get(Campaign, campaign_id)
+            assert row is not None
+            return row
+
+    def assert_safe(self) -> None:
+        world = self.sim.world
+        for pump in PUMPS:
+            assert world._flow_ml_min(pump) == 0.0, pump
+        reactor = self.sim.servers["reactor"]
+        assert not reactor.led_enabled
+        assert reactor.led_output_percent == 0.0
+        assert str(self.sim.servers["valve-collect"].position) == "1"
+
+
+@pytest.fixture
+async def env(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Env]:
+    sim = SimulatedPlatform(speed=1000, data_root=tmp_path / "nmr", seed=3)
+    await sim.start()
+    set_clock(sim.clock)
+    data = sim.platform()
+    # The LED watchdog counts simulated seconds: at x1000 its 600 s maximum is 0.6 s of
+    # wall time, less than an analysis can hold the interpreter on a loaded machine.
+    data["devices"]["reactor"]["options"]["watchdog_s"] = 0
+    platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
+    db = Database(sqlite_url)
+    bus = EventBus(db, clock=sim.clock)
+    lab = await connect_lab(platform)
+    try:
+        yield Env(sim, platform, db, bus, lab)
+    finally:
+        await lab.close()
+        await sim.stop()
+        db.dispose()
+
+
+async def wait_event(
+    bus: EventBus, where: Callable[[Event], bool], task: asyncio.Task[Any], wall_s: float = 60
+) -> Event:
+    """The first event matching ``where`` (fails early if the engine task ends first)."""
+    with bus.subscribe(where) as sub:
+        getter = asyncio.ensure_future(sub.get())
+        done, _ = await asyncio.wait({getter, task}, timeout=wall_s, return_when="FIRST_COMPLETED")
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if task in done:
+            task.result()
+            raise AssertionError("the engine ended before the expected event")
+        raise AssertionError("timed out waiting for an event")
+
+
+def step_event(kind: str, index: int | None = None) -> Callable[[Event], bool]:
+    return lambda e: (
+        e.kind == "step"
+        and e.payload.get("step") == kind
+        and (index is None or e.payload.get("index") == index)
+    )
+
+
+def state_event(state: EngineState) -> Callable[[Event], bool]:
+    return lambda e: e.kind == "campaign.state" and e.payload.get("to") == state
+
+
+# -- no devices -------------------------------------------------------------------------------
+
+
+def test_transition_table_is_closed_and_terminal_states_are_final() -> None:
+    for state, targets in TRANSITIONS.items():
+        assert targets <= set(EngineState), state
+    for final in (EngineState.COMPLETED, EngineState.ABORTED, EngineState.FAILED):
+        assert TRANSITIONS[final] == frozenset()
+    assert EngineState.PAUSED not in TRANSITIONS[EngineState.IDLE]
+
+
+class _NoDevices(Lab):
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(platform, {})
+
+
+async def test_illegal_transitions_are_refused(sqlite_url: str) -> None:
+    platform = parse_platform((ROOT / "protocols/platforms/simulated.yaml").read_text())
+    db = Database(sqlite_url)
+    bus = EventBus(db)
+    cid = create_campaign(db, engine_protocol(), platform=platform)
+    engine = Engine(db, bus, _NoDevices(platform), cid)
+    with pytest.raises(IllegalTransition, match="idle to running"):
+        await engine.resume()
+    with pytest.raises(IllegalTransition):
+        await engine.request_pause()
+    with pytest.raises(IllegalTransition):
+        await engine.stop()
+    await engine.abort("changed my mind")
+    assert engine.state is EngineState.ABORTING
+    with pytest.raises(IllegalTransition, match="aborting to running"):
+        await engine.resume()
+    with db.session() as s:
+        assert s.get(Campaign, cid).status == CampaignStatus.ABORTING  # committed first
+
+
+def test_plan_and_timing_model() -> None:
+    platform = parse_platform((ROOT / "protocols/platforms/simulated.yaml").read_text())
+    protocol = parse_protocol(engine_protocol(), platform=platform)
+    point = {
+        "residence_time": 420.0,
+        "light": 90.0,
+        "catalyst_loading": 0.045,
+        "concentration": 0.11,
+        "temperature": 26.0,
+    }
+    plan = plan_experiment(protocol, platform, point)
+    kinds = [s.kind for s in plan.steps]
+    assert kinds[0] == "SetValve"  # collection to waste before anything flows
+    assert kinds.index("SetLight") < kinds.index("Wait") < kinds.index("Acquire")
+    assert isinstance(plan.steps[kinds.index("Acquire") + 1], Analyze)
+    # stopped flow and light off while the spectrum is taken
+    before_acquire = kinds[: kinds.index("Acquire")]
+    assert before_acquire[-1] == "LightOff" and before_acquire.count("StopPump") >= 4
+    wait = next(s for s in plan.steps if isinstance(s, Wait))
+    assert wait.seconds == pytest.approx(plan.recipe.wait_s)
+    assert next(s for s in plan.steps if isinstance(s, SetLight)).percent == 90.0
+    assert plan.flow_ml_min == pytest.approx(60 * 3.9 / 420)
+    timing = timing_model(plan.steps, use_ml=plan.use_ml)
+    assert (
+        timing.duration_s
+        > wait.seconds + next(s for s in plan.steps if isinstance(s, Acquire)).estimate_s
+    )
+    assert set(timing.use_ml) == {"substrate", "donor", "catalyst", "MeCN"}
+
+
+# -- against the simulated lab ----------------------------------------------------------------
+
+
+async def test_campaign_runs_end_to_end(env: Env) -> None:
+    cid = env.campaign(budget=2)
+    engine = env.engine(cid, exit_on_pause=True)
+    assert await engine.run() is EngineState.COMPLETED, engine.reason
+    env.assert_safe()
+    exps = env.experiments(cid)
+    told = [
+        e
+        for e in exps
+        if e.status in ("done", "failed") and e.id not in {x.repeat_of_id for x in exps}
+    ]
+    assert len(told) == 2
+    assert [e.index for e in exps] == list(range(len(exps)))
+    with env.db.session() as s:
+        measurements = list(s.scalars(select(Measurement)))
+    assert measurements and all(m.raw_path and m.raw_sha256 for m in measurements)
+    assert all(await asyncio.to_thread(os.path.isdir, m.raw_path) for m in measurements)
+    row = env.campaign_row(cid)
+    assert row.status == CampaignStatus.COMPLETED and row.ended_at is not None
+    assert row.optimizer_state and len(row.optimizer_state["observations"]) == 2
+    inventory = row.summary["inventory"]
+    assert inventory["substrate"] < 150.0 - 0.1  # priming and two experiments used
+    kinds = {e.kind for e in env.bus.history(campaign_id=cid, limit=10000)}
+    assert {"campaign.state", "experiment.running", "measurement", "step", "safe_state"} <= kinds
+
+
+async def test_pause_at_checkpoint_then_resume(env: Env) -> None:
+    cid = env.campaign(budget=2)
+    engine = env.engine(cid)
+    task = asyncio.create_task(engine.run())
+    await wait_event(env.bus, step_event("Wait", 0), task)
+    await engine.request_pause()
+    assert engine.state is EngineState.PAUSING
+    await wait_event(env.bus, state_event(EngineState.PAUSED), task)
+    # The running experiment finished first: a deferred pause loses nothing.
+    exps = env.experiments(cid)
+    assert len(exps) == 1 and exps[0].status in ("done", "failed")
+    assert env.campaign_row(cid).status == CampaignStatus.PAUSED
+    env.assert_safe()
+    await engine.resume()
+    assert await asyncio.wait_for(task, 120) is EngineState.COMPLETED
+    assert len(env.experiments(cid)) == 2
+
+
+async def test_abort_mid_wait_reaches_safe_state(env: Env) -> None:
+    cid = env.campaign(budget=2)
+    engine = env.engine(cid)
+    task = asyncio.create_task(engine.run())
+    await wait_event(env.bus, step_event("Wait", 0), task)
+    await env.sim.clock.sleep(20)
+    assert env.sim.servers["reactor"].led_enabled  # the experiment is under way
+    await engine.abort("operator")
+    assert await asyncio.wait_for(task, 30) is EngineState.ABORTED
+    env.assert_safe()
+    (exp,) = env.experiments(cid)
+    assert exp.status == "interrupted" and "aborted" in exp.status_reason
+    row = env.campaign_row(cid)
+    assert row.status == CampaignStatus.ABORTED
+    events = env.bus.history(campaign_id=cid, kinds=("safe_state",))
+    assert events and not events[-1].payload["failed"]
+
+
+async def _fault_then_resume(
+    env: Env,
+    inject: Callable[[], None],
+    clear: Callable[[], None],
+    expect: str,
+    heal: str | None = None,
+) -> None:
+    cid = env.campaign(budget=1, initial=1)
+    engine = env.engine(cid)
+    task = asyncio.create_task(engine.run())
+    await wait_event(env.bus, step_event("Wait", 0), task)
+    inject()
+    event = await wait_event(env.bus, lambda e: e.kind == "interlock.tripped", task)
+    assert event.payload["kind"] == expect, event.payload
+    await wait_event(env.bus, state_event(EngineState.PAUSED), task)
+    assert engine.state is EngineState.PAUSED and expect in (engine.reason or "")
+    row = env.campaign_row(cid)
+    assert row.status == CampaignStatus.PAUSED and expect in row.status_reason
+    clear()
+    if heal:
+        # The faulty device may have missed the stop: the failure was recorded, and the
+        # operator makes it safe before resuming.
+        report = env.bus.history(campaign_id=cid, kinds=("safe_state",))[-1].payload
+        assert any(name.startswith(heal) for name in report["failed"]), report
+        assert (await env.lab.safe_state()).ok
+    env.assert_safe()
+    await engine.resume()
+    assert await asyncio.wait_for(task, 120) is EngineState.COMPLETED
+    first, repeat, *more = env.experiments(cid)
+    assert first.status == "interrupted" and repeat.repeat_of_id == first.id
+    assert repeat.conditions == first.conditions
+    # a repeat whose spectrum failed QC is repeated once more, by policy
+    assert all(e.repeat_of_id == repeat.id and e.conditions == first.conditions for e in more)
+    assert len(more) <= 1
+    (observation,) = env.campaign_row(cid).optimizer_state["observations"]
+    assert observation["point"] == first.conditions
+
+
+async def test_lamp_failure_pauses_then_resume_repeats(env: Env) -> None:
+    reactor = env.sim.servers["reactor"]
+    await _fault_then_resume(
+        env, lambda: reactor.set_lamp_failure(True), lambda: reactor.set_lamp_failure(False), "lamp"
+    )
+
+
+async def test_overpressure_pauses_then_resume_repeats(env: Env) -> None:
+    blockage = env.sim.world.path.blockage
+    await _fault_then_resume(
+        env,
+        lambda: blockage.__setitem__("transfer", 1e6),
+        lambda: blockage.pop("transfer", None),
+        "overpressure",
+    )
+
+
+async def test_dropped_replies_pause_then_resume_repeats(env: Env) -> None:
+    faults = env.sim.servers["pump-substrate"].faults
+    await _fault_then_resume(
+        env,
+        lambda: faults.inject("no_reply", count=None),
+        faults.clear,
+        "communication",
+        heal="pump-substrate",
+    )
+
+
+async def test_rejected_spectrum_is_remeasured_then_repeated_then_pauses(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rejected(path: Any, config: Any, flow_rate_ml_min: Any = None) -> AnalysisResult:
+        return AnalysisResult.rejected(
+            ["internal standard not found"], source={"path": str(path)}, software={}
+        )
+
+    monkeypatch.setattr(engine_module, "analyze_folder", rejected)
+    cid = env.campaign(budget=1, initial=1)
+    engine = env.engine(cid, policy=Policy(), exit_on_pause=True)
+    assert await engine.run() is EngineState.PAUSED
+    assert "rejected" in (engine.reason or "")
+    first, repeat = env.experiments(cid)
+    assert first.status == repeat.status == "failed"
+    assert repeat.repeat_of_id == first.id
+    kinds = [e.kind for e in env.bus.history(campaign_id=cid, limit=10000)]
+    assert kinds.count("retry.remeasure") == 2 and kinds.count("measurement") == 4
+    env.assert_safe()
+    # the failure was told once (the superseded first attempt was not)
+    assert engine.optimizer is not None and engine.optimizer.n_experiments == 1
+
+
+async def test_low_stock_pauses_with_the_stock_named_then_refill_resumes(env: Env) -> None:
+    cid = env.campaign(budget=1, initial=1)
+    engine = env.engine(cid, exit_on_pause=True)
+    engine.refill("donor", 0.05)
+    assert await engine.run() is EngineState.PAUSED
+    assert "donor: 0.05 mL left" in (engine.reason or "")
+    assert env.experiments(cid)[0].status == "queued"  # nothing was pumped
+    low = env.bus.history(campaign_id=cid, kinds=("inventory.low",))
+    assert low and "donor" in low[0].payload["message"]
+    engine = env.engine(cid)
+    engine.refill("donor", 50.0)
+    assert await engine.run() is EngineState.COMPLETED
+    (exp,) = env.experiments(cid)
+    assert exp.status in ("done", "failed")
+
+
+async def test_resume_after_crash_repeats_the_running_experiment(env: Env) -> None:
+    text = engine_protocol(budget=2)
+    cid = create_campaign(env.db, text, platform=env.platform)
+    protocol = parse_protocol(text, platform=env.platform)
+    # What a killed engine leaves behind: one experiment running, its ask committed.
+    opt = Optimizer.from_spec(protocol.to_optimizer_spec())
+    (point,) = opt.ask(1)
+    with env.db.session() as s:
+        s.add(Experiment(campaign_id=cid, index=0, conditions=point, status="running"))
+        row = s.get(Campaign, cid)
+        row.status = CampaignStatus.RUNNING
+        row.optimizer_state = opt.state()
+    engine = env.engine(cid)
+    assert await engine.run() is EngineState.COMPLETED
+    exps = env.experiments(cid)
+    assert [e.index for e in exps] == [0, 1, 2]
+    assert exps[0].status == "interrupted" and "crash" in exps[0].status_reason
+    assert exps[1].repeat_of_id == exps[0].id and exps[1].conditions == point
+    assert exps[2].repeat_of_id is None and exps[2].conditions != point
+    observations = env.campaign_row(cid).optimizer_state["observations"]
+    assert [o["point"] for o in observations] == [exps[1].conditions, exps[2].conditions]
+    resumed = env.bus.history(campaign_id=cid, kinds=("campaign.resumed",))
+    assert resumed[0].payload["repeated"] == [{"interrupted": 0, "repeat": 1}]
+    # A finished campaign is never run again.
+    with pytest.raises(RuntimeError, match="completed"):
+        await env.engine(cid).run()
+    env.assert_safe()
+
+
+async def test_safe_state_tries_every_device_even_when_one_fails(env: Env) -> None:
+    env.sim.servers["pump-substrate"].faults.inject("drop", count=None)
+    for pump in ("pump-solvent", "pump-reagent"):
+        await env.lab.pump(pump).set_flow_rate(0.5)
+        await env.lab.pump(pump).start()
+    report = await env.lab.safe_state(temperature=True)
+    assert "pump-substrate: stop" in report.failed
+    assert {"pump-solvent: stop", "pump-reagent: stop", "valve-collect: waste (1)"} <= set(
+        report.done
+    )
+    env.sim.servers["pump-substrate"].faults.clear()
+    with contextlib.suppress(Exception):
+        await env.lab.pump("pump-substrate").stop()
+    env.assert_safe()
