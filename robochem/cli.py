@@ -87,6 +87,48 @@ def sim(
     )
 
 
+@app.command("demo")
+def demo(
+    speed: float = typer.Option(
+        300.0, "--speed", min=0.001, help="Clock factor of the simulated lab."
+    ),
+    reaction: str = typer.Option("hat-alkylation", "--reaction", help="Reaction preset."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulated lab."),
+    host: str | None = typer.Option(None, "--host", help="Bind address (ROBOCHEM_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Port (ROBOCHEM_PORT)."),
+) -> None:
+    """The simulated lab, the engine running an example campaign, and the dashboard."""
+    from robochem.settings import get_settings
+    from robochem.web.serve import demo as run_demo
+    from robochem.web.serve import run
+
+    settings = get_settings()
+    run(
+        run_demo(
+            host=host or settings.host,
+            port=port or settings.port,
+            speed=speed,
+            reaction=reaction,
+            seed=seed,
+        )
+    )
+
+
+@app.command("serve")
+def serve(
+    platform: Path = typer.Option(..., "--platform", help="Platform file (devices, fluidics)."),
+    host: str | None = typer.Option(None, "--host", help="Bind address (ROBOCHEM_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Port (ROBOCHEM_PORT)."),
+) -> None:
+    """Connect a platform's devices and serve the dashboard (campaigns run from it)."""
+    from robochem.settings import get_settings
+    from robochem.web.serve import run
+    from robochem.web.serve import serve as run_serve
+
+    settings = get_settings()
+    run(run_serve(platform, host=host or settings.host, port=port or settings.port))
+
+
 def _register_subcommands() -> None:
     """Attach the sub-command groups. Imports stay lazy inside each group's callbacks."""
     from robochem.storage.cli import db_app
@@ -106,6 +148,11 @@ def _register_subcommands() -> None:
     from robochem.analysis.cli import nmr_app
 
     app.add_typer(nmr_app, name="nmr")
+    from robochem.protocols.run_cli import campaigns_app, export_command, run_command
+
+    app.command("run")(run_command)
+    app.command("export")(export_command)
+    app.add_typer(campaigns_app, name="campaigns")
 
 
 _register_subcommands()

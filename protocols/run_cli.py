@@ -1,0 +1,527 @@
+"""``robochem run``, ``robochem campaigns list`` and ``robochem export``.
+
+``run`` is headless: it prints the campaign id first, shows a progress bar and a live table of
+results, and ends with an exit code that says how the campaign ended:
+
+====  =====================================================================
+0     completed
+1     invalid input, or the engine failed
+3     paused (interlock, low stock, rejected spectra): fix, then ``--resume``
+4     aborted (Ctrl-C or SIGTERM: the lab is put in its safe state first)
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["campaigns_app", "export_command", "run_command"]
+
+campaigns_app = typer.Typer(help="List campaigns.", no_args_is_help=True)
+
+EXIT_PAUSED = 3
+EXIT_ABORTED = 4
+
+#: protocol variable type -> unit kind (canonical unit in export headers)
+_VARIABLE_KINDS = {
+    "residence_time": "time",
+    "light": "percent",
+    "temperature": "temperature",
+    "concentration": "concentration",
+    "equivalents": "ratio",
+    "loading": "ratio",
+}
+#: measure -> (Measurement column, header)
+_MEASURES = {
+    "yield": ("yield_percent", "yield (%)"),
+    "conversion": ("conversion_percent", "conversion (%)"),
+    "throughput": ("throughput_mmol_h", "throughput (mmol/h)"),
+}
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def _load(protocol: Path | None, platform: Path) -> tuple[Any, Any]:
+    from .errors import ProtocolError
+    from .load import load_platform, load_protocol
+
+    try:
+        plat = load_platform(platform)
+        proto = load_protocol(protocol, plat) if protocol is not None else None
+    except ProtocolError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue), err=True)
+        raise typer.Exit(1) from None
+    return proto, plat
+
+
+def _install_clock(platform: Any, speed: float | None) -> Any:
+    """The run's clock: --speed, else the one ``robochem sim`` wrote into the platform file
+    (same speed and epoch, so the drivers' waits agree with the simulator's time)."""
+    import time
+
+    from robochem.clock import Clock, set_clock
+
+    given = platform.clock or {}
+    clock = Clock(
+        speed=speed if speed is not None else float(given.get("speed", 1.0)),
+        epoch=float(given["epoch"]) if "epoch" in given else time.time(),
+    )
+    set_clock(clock)
+    return clock
+
+
+def run_command(
+    protocol: Path | None = typer.Argument(
+        None, help="Protocol file (YAML). Not needed with --resume."
+    ),
+    platform: Path = typer.Option(
+        ..., "--platform", "-p", help="Platform file (e.g. written by `robochem sim`)."
+    ),
+    speed: float | None = typer.Option(
+        None, "--speed", min=0.001, help="Clock factor (default: the platform file's clock)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="No devices: estimate duration and reagent use, then exit."
+    ),
+    resume: int | None = typer.Option(
+        None, "--resume", help="Continue campaign ID (after a crash, a pause or a kill)."
+    ),
+    refill: list[str] = typer.Option(
+        [], "--refill", help="STOCK=VOLUME now on hand, e.g. donor=50mL (repeatable)."
+    ),
+    on_rejected: str = typer.Option(
+        "pause",
+        "--on-rejected",
+        help="When a spectrum stays rejected after re-measuring and one repeat: "
+        "'pause' the campaign or 'fail' the experiment and go on.",
+    ),
+    database: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+) -> None:
+    """Run a campaign headless: progress bar, live results, campaign id printed first."""
+    if on_rejected not in ("pause", "fail"):
+        raise typer.BadParameter("--on-rejected must be 'pause' or 'fail'")
+    if resume is None and protocol is None:
+        raise _fail("give a PROTOCOL file, or --resume CAMPAIGN_ID")
+    proto, plat = _load(protocol if resume is None else None, platform)
+    if dry_run:
+        if proto is None:
+            raise _fail("--dry-run needs the PROTOCOL file")
+        _print_dry_run(proto, plat)
+        return
+    refills = [_parse_refill(item) for item in refill]
+    clock = _install_clock(plat, speed)
+    from robochem.storage.db import open_database
+
+    db = open_database(database)
+    try:
+        if resume is None:
+            from .engine import create_campaign
+
+            assert protocol is not None
+            campaign_id = create_campaign(
+                db, protocol.read_text(encoding="utf-8"), file=str(protocol), platform=plat
+            )
+        else:
+            campaign_id = resume
+        typer.echo(f"campaign {campaign_id}")
+        sys.stdout.flush()
+        code = asyncio.run(_run(db, plat, campaign_id, clock, refills, on_rejected))
+    finally:
+        db.dispose()
+    raise typer.Exit(code)
+
+
+def _parse_refill(text: str) -> tuple[str, float]:
+    from .units import UnitError, parse_quantity
+
+    stock, sep, volume = text.partition("=")
+    if not sep:
+        raise typer.BadParameter(f"--refill {text!r}: expected STOCK=VOLUME, e.g. donor=50mL")
+    try:
+        return stock.strip(), parse_quantity(volume.strip(), "volume")
+    except UnitError as exc:
+        raise typer.BadParameter(f"--refill {text!r}: {exc}") from None
+
+
+async def _run(
+    db: Any,
+    plat: Any,
+    campaign_id: int,
+    clock: Any,
+    refills: list[tuple[str, float]],
+    on_rejected: str,
+) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    from robochem.events import EventBus
+
+    from .engine import Engine, EngineState, Policy
+    from .lab import connect_lab
+
+    console = Console(stderr=True)
+    bus = EventBus(db, clock=clock)
+    try:
+        lab = await connect_lab(plat)
+    except Exception as exc:
+        console.print(f"[red]cannot connect the lab:[/] {exc}")
+        return 1
+    async with lab:
+        try:
+            engine = Engine(
+                db,
+                bus,
+                lab,
+                campaign_id,
+                clock=clock,
+                policy=Policy(on_rejected=on_rejected),
+                exit_on_pause=True,
+            )
+            for stock, ml in refills:
+                engine.refill(stock, ml)
+        except (LookupError, KeyError, ValueError) as exc:
+            console.print(f"[red]{exc}[/]")
+            return 1
+        view = _LiveView(engine)
+        engine.listeners.append(view.on_event)
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[None]] = set()
+
+        def _abort(signame: str) -> None:
+            if engine.state.value not in ("aborting", "aborted", "completed", "failed"):
+                task = loop.create_task(engine.abort(f"{signame} received"))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _abort, sig.name)
+        try:
+            with Live(view.render(), console=console, refresh_per_second=4) as live:
+                view.live = live
+                try:
+                    state = await engine.run()
+                except RuntimeError as exc:
+                    console.print(f"[red]{exc}[/]")
+                    return 1
+                live.update(view.render())
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    reason = f": {engine.reason}" if engine.reason else ""
+    console.print(f"campaign {campaign_id} {state}{reason}")
+    if state is EngineState.COMPLETED:
+        return 0
+    if state is EngineState.PAUSED:
+        console.print(
+            f"fix the cause, then continue with: robochem run --resume {campaign_id} "
+            "--platform PLATFORM"
+        )
+        return EXIT_PAUSED
+    if state is EngineState.ABORTED:
+        return EXIT_ABORTED
+    return 1
+
+
+class _LiveView:
+    """Progress bar and results table, fed by the engine's events."""
+
+    def __init__(self, engine: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.engine = engine
+        self.live: Any = None
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.step = ""
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[step]}"),
+        )  # fmt: skip
+        budget = engine.protocol.optimizer.budget
+        self.task = self.progress.add_task("experiments", total=budget, step="")
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        index = payload.get("index")
+        if kind == "experiment.running" and index is not None:
+            self.rows[index] = {"status": "running", "conditions": payload["conditions"]}
+        elif kind == "measurement":
+            current = self.engine.progress.experiment_index
+            if current in self.rows:
+                self.rows[current].update(
+                    qc=payload.get("status"),
+                    **{m: payload.get(m) for m in ("yield", "conversion", "throughput")},
+                )
+        elif kind.startswith("experiment.") and index is not None:
+            row = self.rows.setdefault(index, {"conditions": payload.get("conditions", {})})
+            row["status"] = payload.get("status", kind.split(".", 1)[1])
+            if "told" in payload:
+                self.progress.update(self.task, completed=payload["told"])
+        elif kind == "step":
+            self.step = self.engine.progress.step or ""
+        self.progress.update(self.task, step=self.step)
+        if self.live is not None:
+            self.live.update(self.render())
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table("#", "status", *self.engine.protocol.variables, "yield %", "QC")
+        for index in sorted(self.rows)[-15:]:
+            row = self.rows[index]
+            values = [_fmt(row["conditions"].get(v)) for v in self.engine.protocol.variables]
+            table.add_row(
+                str(index), row.get("status", ""), *values, _fmt(row.get("yield")),
+                row.get("qc") or "",
+            )  # fmt: skip
+        return Group(self.progress, table)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _print_dry_run(protocol: Any, platform: Any) -> None:
+    """Plan the whole budget (the optimiser's space-filling design) on the timing model."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from robochem.optimizer import Optimizer
+
+    from .steps import InfeasibleConditions, plan_experiment, timing_model
+
+    spec = protocol.to_optimizer_spec()
+    budget = protocol.optimizer.budget
+    spec["initial_experiments"] = budget
+    points = Optimizer.from_spec(spec).ask(budget)
+    total_s = 0.0
+    use: dict[str, float] = {}
+    skipped = 0
+    for point in points:
+        try:
+            plan = plan_experiment(protocol, platform, point)
+        except InfeasibleConditions:
+            skipped += 1
+            continue
+        timing = timing_model(plan.steps, use_ml=plan.use_ml)
+        total_s += timing.duration_s
+        for stock, ml in timing.use_ml.items():
+            use[stock] = use.get(stock, 0.0) + ml
+    pumps = platform.fluidics.pumps
+    available = {n: s.available.value for n, s in protocol.stocks.items()}
+    available[protocol.solvent.name] = protocol.solvent.available.value
+    priming = {n: pumps[s.pump].dead_volume.value for n, s in protocol.stocks.items()}
+    priming[protocol.solvent.name] = pumps[protocol.solvent.pump].dead_volume.value
+    console = Console()
+    planned = len(points) - skipped
+    console.print(
+        f"dry run of {protocol.metadata.name!r}: {planned} experiments "
+        f"(space-filling design over the budget of {budget}"
+        + (f"; {skipped} infeasible points skipped" if skipped else "")
+        + ")"
+    )
+    hours = total_s / 3600
+    mean_min = total_s / max(planned, 1) / 60
+    console.print(f"estimated duration: {hours:.2f} h ({mean_min:.1f} min per experiment)")
+    table = Table("stock", "use (mL)", "priming (mL)", "available (mL)", "left (mL)")
+    for stock in available:
+        need = use.get(stock, 0.0)
+        left = available[stock] - need - priming[stock]
+        style = "red" if left < 0 else ""
+        table.add_row(
+            stock, f"{need:.3g}", f"{priming[stock]:.3g}", f"{available[stock]:.4g}",
+            f"[{style}]{left:.4g}[/]" if style else f"{left:.4g}",
+        )  # fmt: skip
+    console.print(table)
+
+
+# -- campaigns list ----------------------------------------------------------------------------
+
+
+def _objectives(protocol_text: str) -> dict[str, tuple[str, str]]:
+    """Objective -> (measure, goal) from the stored protocol text (no full validation)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(protocol_text) or {}
+        objectives = data.get("objectives") or {}
+        out = {}
+        for name, obj in objectives.items():
+            obj = obj or {}
+            goal = str(obj.get("goal", "maximize")).replace("maximise", "maximize")
+            out[str(name)] = (str(obj.get("measure", name)), goal.replace("minimise", "minimize"))
+        return out
+    except Exception:
+        return {}
+
+
+def campaign_rows(database: Any) -> list[dict[str, Any]]:
+    """Campaigns newest first, with experiments done and the best value per objective."""
+    from sqlalchemy import select
+
+    from robochem.storage.models import Campaign, Experiment, Measurement
+
+    out = []
+    with database.session() as session:
+        campaigns = session.scalars(
+            select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc())
+        ).all()
+        for c in campaigns:
+            done = session.scalars(
+                select(Experiment)
+                .where(Experiment.campaign_id == c.id)
+                .where(Experiment.status == "done")
+            ).all()
+            best: dict[str, float | None] = {}
+            for name, (measure, goal) in _objectives(c.protocol_text).items():
+                column = _MEASURES.get(measure, (None, None))[0]
+                values = []
+                if column is not None and done:
+                    rows = session.scalars(
+                        select(Measurement)
+                        .where(Measurement.experiment_id.in_([e.id for e in done]))
+                        .where(Measurement.qc_status != "rejected")
+                    ).all()
+                    values = [getattr(m, column) for m in rows if getattr(m, column) is not None]
+                pick = min if goal == "minimize" else max
+                best[name] = pick(values) if values else None
+            out.append(
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "status": c.status,
+                    "experiments_done": len(done),
+                    "best": best,
+                    "created_at": c.created_at.isoformat() if c.created_at else None,
+                    "reason": c.status_reason,
+                }
+            )
+    return out
+
+
+@campaigns_app.command("list")
+def list_command(
+    as_json: bool = typer.Option(False, "--json", help="One JSON array on stdout."),
+    database: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+) -> None:
+    """Campaigns, newest first: id, name, status, experiments done, best objective values."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from robochem.storage.db import open_database
+
+    db = open_database(database)
+    try:
+        rows = campaign_rows(db)
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("id", "name", "status", "done", "best")
+    for r in rows:
+        best = ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) and math.isfinite(v) else f"{k} -"
+            for k, v in r["best"].items()
+        )
+        table.add_row(str(r["id"]), r["name"], r["status"], str(r["experiments_done"]), best)
+    Console().print(table)
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def export_rows(database: Any, campaign_id: int) -> tuple[list[str], list[list[Any]]]:
+    """Header and one row per experiment: index, status, variables, measures, QC."""
+    from sqlalchemy import select
+
+    from robochem.storage.models import Campaign, Experiment
+
+    from .load import parse_protocol
+    from .model import Categorical
+    from .units import KINDS
+
+    with database.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise LookupError(f"no campaign {campaign_id}")
+        protocol = parse_protocol(campaign.protocol_text, f"campaign {campaign_id}")
+        variables = list(protocol.variables.items())
+        header = ["index", "status"]
+        for name, var in variables:
+            kind = None if isinstance(var, Categorical) else _VARIABLE_KINDS.get(var.type)
+            header.append(f"{name} ({KINDS[kind].symbol})" if kind else name)
+        header += [h for _, h in _MEASURES.values()] + ["qc_status", "repeat_of", "reason"]
+        experiments = session.scalars(
+            select(Experiment)
+            .where(Experiment.campaign_id == campaign_id)
+            .order_by(Experiment.index)
+        ).all()
+        by_id = {e.id: e.index for e in experiments}
+        rows = []
+        for e in experiments:
+            latest = max(e.measurements, key=lambda m: m.id) if e.measurements else None
+            row: list[Any] = [e.index, e.status]
+            row += [e.conditions.get(name) for name, _ in variables]
+            row += [getattr(latest, col) if latest else None for col, _ in _MEASURES.values()]
+            row += [
+                latest.qc_status if latest else None,
+                by_id.get(e.repeat_of_id) if e.repeat_of_id else None,
+                e.status_reason,
+            ]
+            rows.append(row)
+    return header, rows
+
+
+def export_command(
+    campaign_id: int = typer.Argument(..., help="Campaign id (robochem campaigns list)."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or xlsx."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file (default: stdout for csv)."
+    ),
+    database: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+) -> None:
+    """Export a campaign: one row per experiment (variables in canonical units, measures)."""
+    if fmt not in ("csv", "xlsx"):
+        raise typer.BadParameter("--format must be csv or xlsx")
+    from robochem.storage.db import open_database
+
+    db = open_database(database)
+    try:
+        header, rows = export_rows(db, campaign_id)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        db.dispose()
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        writer.writerows(rows)
+        if out is None:
+            typer.echo(buffer.getvalue(), nl=False)
+        else:
+            out.write_text(buffer.getvalue(), encoding="utf-8")
+        return
+    import pandas as pd
+
+    target = out or Path(f"campaign-{campaign_id}.xlsx")
+    pd.DataFrame(rows, columns=header).to_excel(target, index=False, sheet_name="experiments")
+    typer.echo(str(target))
