@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "initial_design": "lhs",
     "seed": 0,
     "strategy": "auto",
-    "acquisition": {"function": "ei", "xi": 0.0, "kappa": 1.96},
+    "acquisition": {"function": "ei", "xi": 0.01, "kappa": 1.96},
     "batch": {"method": "believer", "liar": "min"},
     "stopping": {},
     "surrogate": {"restarts": 2, "outlier_z": 4.0, "output_transform": "none",
