@@ -1,0 +1,73 @@
+"""`robochem demo` as a newcomer runs it: one command, a login link, a campaign running."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROBOCHEM = str(Path(sys.executable).with_name("robochem"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_demo_serves_the_simulated_lab_and_runs_an_example_campaign(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ROBOCHEM_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "ROBOCHEM_DATA_DIR": str(tmp_path / "data"),
+    }
+    proc = subprocess.Popen(
+        [ROBOCHEM, "demo", "--port", str(port), "--speed", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        link = campaign = None
+        deadline = time.monotonic() + 90
+        while (link is None or campaign is None) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if m := re.search(r"(http://127\.0\.0\.1:\d+/login/one-time/\S+)", line):
+                link = m.group(1)
+            if m := re.search(r"campaign (\d+) \(hat-alkylation\) started", line):
+                campaign = int(m.group(1))
+        assert link and campaign, "demo did not print its login link and campaign"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(100):  # the server starts right after the link is printed
+                try:
+                    page = client.get(link, follow_redirects=True)
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            assert page.status_code == 200
+            assert client.get(link, follow_redirects=False).status_code != 303  # one-time only
+            devices = client.get("/api/devices").json()
+            assert {d["name"] for d in devices} >= {"pump-substrate", "reactor", "nmr"}
+            detail = client.get(f"/api/campaigns/{campaign}").json()
+            assert detail["status"] in {"running", "paused", "completed"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert code == 0
