@@ -1,0 +1,173 @@
+"""``robochem run``/``campaigns list``/``export`` as processes against ``robochem sim``,
+and (slow) the crash test: the engine killed with SIGKILL, then ``--resume`` to the end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+from test_engine import ROOT, engine_protocol
+
+from robochem.storage.db import Database
+from robochem.storage.models import Campaign, Experiment
+
+ROBOCHEM = [sys.executable, "-m", "robochem.cli"]
+
+
+def robochem(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*ROBOCHEM, *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+def test_dry_run_prints_duration_and_reagents() -> None:
+    result = robochem(
+        "run",
+        str(ROOT / "protocols/examples/cf3-trifluoromethylation.yaml"),
+        "--platform",
+        str(ROOT / "protocols/platforms/simulated.yaml"),
+        "--dry-run",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "estimated duration:" in result.stdout
+    for stock in ("substrate", "reagent", "catalyst", "MeCN"):
+        assert stock in result.stdout
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Path]:
+    """``robochem sim`` at x1000 in its own process; yields its platform file."""
+    platform = tmp_path / "platform.yaml"
+    proc = subprocess.Popen(
+        [*ROBOCHEM, "sim", "--json", "--platform-out", str(platform), "--speed", "1000",
+         "--data-dir", str(tmp_path / "nmr"), "--seed", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # the JSON line: the servers are up
+        data = yaml.safe_load(platform.read_text())
+        # See test_engine.py: the LED watchdog is too short in wall time at x1000.
+        data["devices"]["reactor"]["options"]["watchdog_s"] = 0
+        platform.write_text(yaml.safe_dump(data))
+        yield platform
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_run_list_and_export(sim: Path, tmp_path: Path) -> None:
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text(engine_protocol(budget=2))
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    result = robochem(
+        "run", str(protocol), "--platform", str(sim), "--db", db, "--on-rejected", "fail"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "campaign 1"
+    assert "campaign 1 completed" in result.stderr
+
+    listed = robochem("campaigns", "list", "--json", "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["id"] == 1 and row["status"] == "completed" and row["name"] == "hat-alkylation"
+    assert set(row["best"]) == {"yield", "throughput"}
+
+    exported = robochem("export", "1", "--format", "csv", "--db", db)
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.reader(io.StringIO(exported.stdout)))
+    assert rows[0][:7] == [
+        "index",
+        "status",
+        "residence_time (s)",
+        "light (%)",
+        "catalyst_loading (equiv)",
+        "concentration (M)",
+        "temperature (degC)",
+    ]
+    assert {"yield (%)", "conversion (%)", "throughput (mmol/h)", "qc_status"} <= set(rows[0])
+    assert [r[0] for r in rows[1:]] == [str(i) for i in range(len(rows) - 1)]
+
+    out = tmp_path / "c1.xlsx"
+    assert (
+        robochem("export", "1", "--format", "xlsx", "--out", str(out), "--db", db).returncode == 0
+    )
+    import pandas as pd
+
+    frame = pd.read_excel(out)
+    assert list(frame.columns) == rows[0] and len(frame) == len(rows) - 1
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_completes(sim: Path, tmp_path: Path) -> None:
+    """Kill the engine with SIGKILL a few times; --resume always finishes the campaign with
+    nothing lost or duplicated (ROBOCHEM_TEST_KILLS sets the number of kills, default 5)."""
+    kills = int(os.environ.get("ROBOCHEM_TEST_KILLS", "5"))
+    rng = random.Random(7)
+    protocol = tmp_path / "protocol.yaml"
+    budget = 3
+    protocol.write_text(engine_protocol(budget=budget))
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    base = ["--platform", str(sim), "--db", db_url, "--on-rejected", "fail"]
+    args = ["run", str(protocol), *base]
+    campaign_id = None
+    for _ in range(kills):
+        proc = subprocess.Popen(
+            [*ROBOCHEM, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if campaign_id is None:
+            campaign_id = int(first.split()[1])
+            args = ["run", "--resume", str(campaign_id), *base]
+        time.sleep(rng.uniform(0.5, 4.0))
+        if proc.poll() is not None:
+            break  # finished before the kill
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = robochem(*args, timeout=300)
+    assert final.returncode == 0 or "completed: it cannot run again" in final.stderr, final.stderr
+
+    db = Database(db_url)
+    with db.session() as s:
+        campaign = s.get(Campaign, campaign_id)
+        assert campaign is not None and campaign.status == "completed"
+        exps = list(
+            s.scalars(
+                select(Experiment)
+                .where(Experiment.campaign_id == campaign_id)
+                .order_by(Experiment.index)
+            )
+        )
+    db.dispose()
+    assert [e.index for e in exps] == list(range(len(exps)))
+    superseded = {e.repeat_of_id for e in exps if e.repeat_of_id}
+    told = [e for e in exps if e.status in ("done", "failed") and e.id not in superseded]
+    assert len(told) == budget
+    # every interrupted experiment was repeated exactly once, with the same conditions
+    by_id = {e.id: e for e in exps}
+    for e in exps:
+        repeats = [r for r in exps if r.repeat_of_id == e.id]
+        if e.status == "interrupted":
+            assert len(repeats) == 1 and repeats[0].conditions == e.conditions
+        if e.repeat_of_id:
+            assert by_id[e.repeat_of_id].conditions == e.conditions
+        assert e.status != "running" and e.status != "queued"
+    # the stored optimiser state holds exactly the told experiments, in index order
+    observations = campaign.optimizer_state["observations"]
+    assert [o["point"] for o in observations] == [e.conditions for e in told]
