@@ -248,7 +248,8 @@ async def test_campaign_runs_end_to_end(env: Env) -> None:
     with env.db.session() as s:
         measurements = list(s.scalars(select(Measurement)))
     assert measurements and all(m.raw_path and m.raw_sha256 for m in measurements)
-    assert all(await asyncio.to_thread(os.path.isdir, m.raw_path) for m in measurements)
+    paths = [m.raw_path for m in measurements]
+    assert all(await asyncio.to_thread(lambda: [os.path.isdir(p) for p in paths]))
     row = env.campaign_row(cid)
     assert row.status == CampaignStatus.COMPLETED and row.ended_at is not None
     assert row.optimizer_state and len(row.optimizer_state["observations"]) == 2
