@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=None, help="override every budget")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--latency-only", action="store_true")
     parser.add_argument("--json", default=None, help="append raw records here (JSON lines)")
     parser.add_argument("--report", default=None,
                         help="only print the table of records saved earlier with --json")
@@ -296,6 +297,9 @@ def main(argv: list[str] | None = None) -> None:
         print_table(summarise(saved, budgets))
         return
     seeds = 5 if args.quick and "--seeds" not in (argv or []) and args.seeds == 20 else args.seeds
+    if args.latency_only:
+        _print_latency()
+        return
     names = args.problems or list(PROBLEM_NAMES)
     allp = problems(names)
     methods = args.methods or DEFAULT_METHODS
@@ -322,10 +326,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(jobs)} runs in {time.perf_counter() - t0:.0f} s, {seeds} seeds each\n")
     print_table(summarise(records, budgets))
     if not args.no_latency:
-        print("\nask() latency, 5 continuous variables, 1 suggestion")
-        print(f"{'observations':>12} {'median s':>9} {'max s':>7}")
-        for n, med, mx in latency():
-            print(f"{n:>12} {med:>9.3f} {mx:>7.3f}")
+        _print_latency()
+
+
+def _print_latency() -> None:
+    print("\nask() latency, 5 continuous variables, 1 suggestion")
+    print(f"{'observations':>12} {'median s':>9} {'max s':>7}")
+    for n, med, mx in latency():
+        print(f"{n:>12} {med:>9.3f} {mx:>7.3f}")
 
 
 if __name__ == "__main__":
