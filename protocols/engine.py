@@ -304,6 +304,7 @@ class Engine:
         self._wake = asyncio.Event()  # resume/stop/abort while paused
         self._interrupt = asyncio.Event()  # abort or immediate pause during an experiment
         self._lock = asyncio.Lock()
+        self._halted = False  # set when an experiment's tasks are being cancelled
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     # -- state machine ----------------------------------------------------------------------
@@ -707,6 +708,7 @@ class Engine:
 
     async def _attempt(self, exp_id: int, index: int, plan: ExperimentPlan) -> _Outcome:
         """Run the steps with the interlock watcher beside them; the first to finish wins."""
+        self._halted = False
         steps = asyncio.create_task(self._execute(exp_id, index, plan), name="steps")
         watcher = asyncio.create_task(self._watch(), name="interlocks")
         interrupt = asyncio.create_task(self._interrupt.wait(), name="interrupt")
@@ -734,16 +736,15 @@ class Engine:
                 return _Outcome("interrupted", f"aborted: {self.reason}")
             return _Outcome("interrupted", f"paused: {self.reason}")
         finally:
-            for task in (steps, watcher, interrupt):
-                task.cancel()
-            for task in (steps, watcher, interrupt):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            self._halted = True  # no further step starts, whatever a cancellation does
+            await _cancel_all((steps, watcher, interrupt))
 
     async def _execute(self, exp_id: int, index: int, plan: ExperimentPlan) -> _Outcome:
         acquisition: Acquisition | None = None
         outcome = _Outcome("failed", "the plan has no Analyze step")
         for number, step in enumerate(plan.steps, 1):
+            if self._halted:
+                raise asyncio.CancelledError
             self.progress.step, self.progress.step_number = describe(step), number
             await self._publish(
                 "step", {"index": index, "number": number, **step.to_dict()}, experiment_id=exp_id
@@ -810,7 +811,7 @@ class Engine:
         if controller is None:
             return
         start = self.clock.now()
-        while True:
+        while not self._halted:
             temperature = await controller.get_temperature()
             if abs(temperature - celsius) <= tolerance:
                 return
@@ -893,7 +894,7 @@ class Engine:
     # -- interlocks ---------------------------------------------------------------------------
     async def _watch(self) -> None:
         """Poll the lab until a trip; raises :class:`InterlockTrip`."""
-        while True:
+        while not self._halted:
             await self._poll_sleep(self.policy.poll_s)
             await self.check_interlocks()
 
@@ -1053,6 +1054,23 @@ class Engine:
     async def _record_safe_state(self, report: dict[str, Any], where: str) -> None:
         with contextlib.suppress(Exception):  # the database may be what failed
             await self._publish("safe_state", {"where": where, **report})
+
+
+async def _cancel_all(tasks: tuple[asyncio.Task[Any], ...]) -> None:
+    """Cancel ``tasks`` and wait until they have ended. The cancellation is sent again every
+    half second: on Python 3.11 ``asyncio.wait_for`` can swallow a cancellation that arrives
+    as its inner awaitable completes (bpo-42130), which would leave a polling loop running and
+    its awaiter waiting forever."""
+    pending = {t for t in tasks if not t.done()}
+    for task in pending:
+        task.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+        for task in pending:
+            task.cancel()
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" warnings
 
 
 def _fault_kind(exc: DeviceError) -> str:

@@ -209,6 +209,8 @@ async def _run(
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _abort, sig.name)
+        # `kill -USR1 PID` prints where every task of the engine waits (a hung device).
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
         try:
             with Live(view.render(), console=console, refresh_per_second=4) as live:
                 view.live = live
@@ -219,7 +221,7 @@ async def _run(
                     return 1
                 live.update(view.render())
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
     reason = f": {engine.reason}" if engine.reason else ""
     console.print(f"campaign {campaign_id} {state}{reason}")
@@ -234,6 +236,13 @@ async def _run(
     if state is EngineState.ABORTED:
         return EXIT_ABORTED
     return 1
+
+
+def _dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
 
 
 class _LiveView:
