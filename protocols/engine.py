@@ -478,6 +478,8 @@ class Engine:
                 exp.status_reason = "the engine stopped while it ran (crash or kill); repeated"
                 exp.ended_at = _utcnow()
                 self._consume(inventory, exp.conditions)
+                if self._initial_status == CampaignStatus.ABORTING:
+                    continue  # the campaign ends: nothing is repeated
                 repeat = self._new_experiment(session, exp.conditions, repeat_of=exp.id)
                 repeated.append({"interrupted": exp.index, "repeat": repeat.index})
             summary["inventory"] = inventory
