@@ -20,18 +20,21 @@ Chain (devices.md 12.6, with the changes noted):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nmrglue as ng
 import numpy as np
 import scipy.fft
 
 from robochem.analysis.config import ProcessingOptions
+from robochem.analysis.lines import ComplexLine, fit_strong_lines, model_at
 from robochem.analysis.reader import FID
 
 __all__ = ["Spectrum", "process_fid"]
 
 _MAD = 1.4826
+#: a cluster fit whose residual exceeds 1/50 of its tallest line is not trusted for phase
+POOR_CLUSTER_QUALITY = 50.0
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Spectrum:
     baseline_coefficients: list[float]
     reference_shift_ppm: float = 0.0
     n_phase_clusters: int = 0
+    #: fitted strong lines (phased like ``real``/``imag``; centres in points)
+    lines: list[ComplexLine] = field(default_factory=list)
     #: spectral points per statistically independent noise sample (zero filling and
     #: apodization correlate neighbours): size·Σa²/(Σa)² for the FID window a
     noise_correlation: float = 1.0
@@ -206,6 +211,17 @@ def _estimate_phase(
         angles = [angles[i] for i in keep]
         weights = [weights[i] for i in keep]
         positions = [positions[i] for i in keep]
+    return (*_phase_line(angles, weights, positions, p1_prior_deg), len(angles))
+
+
+def _phase_line(
+    angles: list[float], weights: list[float], positions: list[float], p1_prior_deg: float
+) -> tuple[float, float]:
+    """``(p0, p1)`` correcting local phases ``angles`` (deg) at fractional ``positions``.
+
+    ``weights`` ∝ the amplitude (SNR) of each estimate; a local phase's variance goes as
+    1/SNR², so they are squared.
+    """
     ang = np.asarray(angles)
     w = np.asarray(weights)
     pos = np.asarray(positions)
@@ -214,7 +230,7 @@ def _estimate_phase(
     # prior on p1 (one cluster or clusters close together cannot determine a slope)
     ang = ang[ref] + _wrap_deg(ang - ang[ref])
     if ang.size == 1:
-        return float(_wrap_deg(-ang[0])), 0.0, 1
+        return float(_wrap_deg(-ang[0])), 0.0
     w = (w / w.max()) ** 2  # a local phase's variance goes as 1/SNR²
     x = pos - pos[ref]
     # a strong cluster's local phase is good to ~2° (variance 4 deg²)
@@ -242,7 +258,34 @@ def _estimate_phase(
     # phase error at index k: c0 + c1 (k/size - pos_ref)  →  p0_err + p1_err k/size
     p1_err = c1
     p0_err = c0 - c1 * pos[ref]
-    return float(_wrap_deg(-p0_err)), float(-p1_err), len(angles)
+    return float(_wrap_deg(-p0_err)), float(-p1_err)
+
+
+def _phase_from_lines(
+    lines: list[ComplexLine], size: int, p1_prior_deg: float = 30.0
+) -> tuple[float, float, int] | None:
+    """Phase from the fitted strong lines: one local phase per cluster (the angle of the
+    sum of its complex amplitudes; its lines share the phase), each cluster weighted
+    alike unless its fit is poor. Fitting a cluster's lines together removes the bias
+    that neighbouring lines' dispersion puts on a single-line estimate, and equal weights
+    stop one dominant (solvent, reagent) multiplet from deciding the phase alone."""
+    clusters: dict[int, list[ComplexLine]] = {}
+    for ln in lines:
+        clusters.setdefault(ln.cluster, []).append(ln)
+    angles, weights, positions = [], [], []
+    for members in clusters.values():
+        total = sum((ln.amp for ln in members), 0j)
+        mags = np.array([abs(ln.amp) for ln in members])
+        if not abs(total) > 0:
+            continue
+        angles.append(float(np.degrees(np.angle(total))))
+        positions.append(float(np.dot(mags, [ln.index for ln in members]) / mags.sum()) / size)
+        # beyond ~100× its residual a cluster's phase is limited by model detail, not noise
+        weights.append(min(members[0].quality, 100.0))
+    if not angles:
+        return None
+    p0, p1 = _phase_line(angles, weights, positions, p1_prior_deg)
+    return p0, p1, len(angles)
 
 
 def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
@@ -266,11 +309,27 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
     # noise from the magnitude-free estimate: real and imaginary parts together
     sigma0 = _robust_sd(np.concatenate((spec.real[::8], spec.imag[::8])))
     mag = np.abs(spec)  # unchanged by phasing
-    p0, p1, n_clusters = _estimate_phase(spec, mag, sigma0)
+    fit_step = max(size // max(n, 1), 1)
+    lines = fit_strong_lines(spec, sigma0, fid.sw_hz / size, fit_step)
+    found = _phase_from_lines(lines, size) if lines else None
+    p0, p1, n_clusters = found if found is not None else _estimate_phase(spec, mag, sigma0)
     if p0 or p1:
         # nmrglue ps convention: × exp(i·(p0 + p1·k/size)), degrees
         angle = np.deg2rad(p0) + np.deg2rad(p1) * (np.arange(size) / size)
         spec = spec * (np.cos(angle) + 1j * np.sin(angle))
+        for ln in lines:
+            ln.amp *= np.exp(1j * (np.deg2rad(p0) + np.deg2rad(p1) * ln.index / size))
+    # a poorly fitted cluster (an unresolved blend) can come out several degrees off, and
+    # its dispersion tail (∝ 1/distance) would then reach far into other regions: trust
+    # the global phase there and keep its lines absorptive
+    by_cluster: dict[int, list[ComplexLine]] = {}
+    for ln in lines:
+        by_cluster.setdefault(ln.cluster, []).append(ln)
+    for members in by_cluster.values():
+        if members[0].quality < POOR_CLUSTER_QUALITY:
+            turn = np.exp(-1j * np.angle(sum((ln.amp for ln in members), 0j)))
+            for ln in members:
+                ln.amp *= turn
 
     real = spec.real.copy()
     imag = spec.imag.copy()
@@ -283,14 +342,21 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
             step = max(free.size // 4096, 1)
             pick = free[::step]
             xs = np.linspace(-1.0, 1.0, size)
+            # the strong lines' tails reach far beyond the masked peaks: fit the baseline
+            # to what is left once their model is subtracted, so they cannot bend it
+            tails = model_at(lines, pick.astype(float)).real if lines else 0.0
             poly = np.polynomial.Polynomial.fit(
-                xs[pick], real[pick], opts.baseline_order, domain=[-1.0, 1.0]
+                xs[pick], real[pick] - tails, opts.baseline_order, domain=[-1.0, 1.0]
             )
             real -= poly(xs)
             coeffs = [float(c) for c in poly.coef]
             method = f"polynomial(order={opts.baseline_order})"
-    free_real = real[~signal]
-    noise = _robust_sd(free_real[:: max(free_real.size // 8192, 1)]) if free_real.size else 0.0
+    free_idx = np.flatnonzero(~signal)
+    free_idx = free_idx[:: max(free_idx.size // 8192, 1)]
+    free_real = real[free_idx]
+    if lines and free_real.size:
+        free_real = free_real - model_at(lines, free_idx.astype(float)).real
+    noise = _robust_sd(free_real) if free_real.size else 0.0
 
     uc = ng.fileiobase.unit_conversion(size, True, fid.sw_hz, fid.obs_mhz, fid.car_hz)
     ppm = uc.ppm_scale()
@@ -310,5 +376,6 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
         baseline=method,
         baseline_coefficients=coeffs,
         n_phase_clusters=n_clusters,
+        lines=lines,
         noise_correlation=correlation,
     )
