@@ -78,6 +78,7 @@ from .steps import (
     WaitTemperature,
     describe,
     plan_experiment,
+    timing_model,
 )
 
 log = logging.getLogger("robochem.protocols.engine")
@@ -659,7 +660,7 @@ class Engine:
                     await self._transition(S.PAUSING, shortage)
                 await self._enter_paused(shortage)
                 return
-            await asyncio.to_thread(self._mark_running, exp_id)
+            await asyncio.to_thread(self._mark_running, exp_id, plan)
             self.progress.experiment_id, self.progress.experiment_index = exp_id, index
             self.progress.steps_total, self.progress.step_number = len(plan.steps), 0
             await self._publish(
@@ -698,7 +699,13 @@ class Engine:
             return None
         return "stock running low, refill and resume: " + "; ".join(short)
 
-    def _mark_running(self, exp_id: int) -> None:
+    def _mark_running(self, exp_id: int, plan: ExperimentPlan) -> None:
+        # The dashboard reads current_step and eta from the summary (web/data.py); the eta
+        # assumes every remaining experiment takes as long as this one's timing model.
+        assert self.optimizer is not None
+        remaining = max(1, self.protocol.optimizer.budget - self.optimizer.n_experiments)
+        seconds = timing_model(plan.steps, use_ml=plan.use_ml).duration_s * remaining
+        eta = dt.datetime.fromtimestamp(self.clock.now() + seconds, dt.UTC)
         with self.db.session() as session:
             exp = session.get(Experiment, exp_id)
             assert exp is not None
@@ -706,7 +713,12 @@ class Engine:
             exp.started_at = _utcnow()
             campaign = session.get(Campaign, self.campaign_id)
             assert campaign is not None
-            campaign.summary = {**(campaign.summary or {}), "current_experiment": exp.index}
+            campaign.summary = {
+                **(campaign.summary or {}),
+                "current_experiment": exp.index,
+                "current_step": f"experiment {exp.index}",
+                "eta": eta.isoformat(),
+            }
 
     async def _attempt(self, exp_id: int, index: int, plan: ExperimentPlan) -> _Outcome:
         """Run the steps with the interlock watcher beside them; the first to finish wins."""
@@ -1029,6 +1041,7 @@ class Engine:
             summary["inventory"] = inventory
             summary["experiments_done"] = self.optimizer.n_experiments
             summary.pop("current_experiment", None)
+            summary.pop("current_step", None)
             campaign.summary = summary
             out.update(
                 status=str(exp.status),
