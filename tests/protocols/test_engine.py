@@ -443,3 +443,19 @@ async def test_safe_state_tries_every_device_even_when_one_fails(env: Env) -> No
     with contextlib.suppress(Exception):
         await env.lab.pump("pump-substrate").stop()
     env.assert_safe()
+
+
+async def test_immediate_pause_interrupts_and_resume_repeats(env: Env) -> None:
+    cid = env.campaign(budget=1, initial=1)
+    engine = env.engine(cid)
+    task = asyncio.create_task(engine.run())
+    await wait_event(env.bus, step_event("Wait", 0), task)
+    await engine.request_pause(immediate=True, reason="operator: now")
+    await wait_event(env.bus, state_event(EngineState.PAUSED), task)
+    env.assert_safe()
+    first, repeat = env.experiments(cid)
+    assert first.status == "interrupted" and "operator: now" in first.status_reason
+    assert repeat.status == "queued" and repeat.repeat_of_id == first.id
+    await engine.resume()
+    assert await asyncio.wait_for(task, 120) is EngineState.COMPLETED
+    assert env.experiments(cid)[1].status in ("done", "failed")
