@@ -25,6 +25,7 @@ LENGTH_SCALE_BOUNDS = (0.03, 30.0)
 # Per-point extra variance given to an outlier, in standardised units: it then barely
 # pulls the mean, but still counts as "explored".
 OUTLIER_VARIANCE = 25.0
+RESTART_LIMIT = 80
 
 
 def transform_output(y: np.ndarray, kind: str) -> np.ndarray:
@@ -67,7 +68,10 @@ class GPModel:
             length_scale=np.full(d, 0.5), length_scale_bounds=LENGTH_SCALE_BOUNDS, nu=2.5
         ) + WhiteKernel(1e-2, NOISE_BOUNDS)
         self.alpha = np.full(len(ys), 1e-8)
-        self.gp = self._fit(kernel, ys, self.restarts)
+        # Restarts guard against poor local optima of the likelihood, which matter with few
+        # points; with many the likelihood is well determined and each restart costs O(n^3).
+        restarts = self.restarts if len(ys) < RESTART_LIMIT else min(self.restarts, 1)
+        self.gp = self._fit(kernel, ys, restarts)
         self.outliers = np.zeros(len(ys), dtype=bool)
         if len(ys) >= 8 and self.outlier_z > 0:
             self._flag_outliers(ys)
