@@ -230,13 +230,13 @@ def summarise(records: list[dict[str, Any]], budgets: dict[str, int]) -> list[di
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'problem':<18} {'method':<12} {'seeds':>5} {'to 90 %':>14} {'to 95 %':>14} "
+    head = (f"{'problem':<26} {'method':<12} {'seeds':>5} {'to 90 %':>14} {'to 95 %':>14} "
             f"{'to 99 %':>14} {'final %':>8} {'viol':>4} {'s/run':>6}")
     print(head)
     print("-" * len(head))
     for r in rows:
         b = r["budget"]
-        print(f"{r['problem']:<18} {r['method']:<12} {r['seeds']:>5} {_stat(r['n90'], b):>14} "
+        print(f"{r['problem']:<26} {r['method']:<12} {r['seeds']:>5} {_stat(r['n90'], b):>14} "
               f"{_stat(r['n95'], b):>14} {_stat(r['n99'], b):>14} "
               f"{100 * float(np.median(r['final'])):>8.1f} {r['violations']:>4} "
               f"{r['seconds']:>6.1f}")

@@ -178,8 +178,38 @@ def _cached(key: str, fn: Callable[[], float]) -> float:
     return _CACHE[key]
 
 
+def _preset_names() -> tuple[str, ...]:
+    try:
+        from robochem.simulator.reactions import PRESETS
+    except ImportError:  # the virtual lab is optional for this benchmark
+        return ()
+    return tuple(PRESETS)
+
+
+PRESET_NAMES = _preset_names()
 PROBLEM_NAMES = ("branin", "branin_noisy", "hartmann6", "hartmann6_noisy", "reaction",
-                 "reaction_failures", "reaction_2obj")
+                 "reaction_failures", "reaction_2obj", *PRESET_NAMES)
+
+
+def preset_problem(name: str, noise: float = 1.5, budget: int = 30) -> Problem:
+    """A virtual-lab preset through the ``reactions predict`` oracle, yield objective,
+    with ``noise`` % (absolute) added; the optimum is the preset's documented one."""
+    from robochem.simulator.reactions import PRESETS, predict
+
+    preset = PRESETS[name]
+    variables: dict[str, Any] = {}
+    for v in preset.variables:
+        if v.categorical:
+            variables[v.name] = {"choices": list(v.choices)}
+        else:
+            variables[v.name] = {"low": float(v.low), "high": float(v.high)}  # type: ignore[arg-type]
+
+    def func(p: Point) -> Result:
+        return {"yield": float(predict(preset, p)["yield"])}
+
+    return Problem(name, {"variables": variables, "objectives": {"yield": {"goal": "maximize"}}},
+                   func, preset.optima["yield"].yield_percent, 0.0, budget, noise=noise,
+                   description=f"virtual-lab preset {name} (reactions predict), yield")
 
 
 def problems(names: list[str] | None = None) -> dict[str, Problem]:
@@ -261,4 +291,7 @@ def problems(names: list[str] | None = None) -> dict[str, Problem]:
             noise=0.0, description="yield vs throughput (TBADT), true front by dense sampling",
             hv_reference=ref,
             true_hypervolume=_cached("rx_hv", lambda: _pareto_hv((0.0, 0.0))))
+    for name in PRESET_NAMES:
+        if name in wanted:
+            out[name] = preset_problem(name)
     return {k: v for k, v in out.items() if k in wanted}
