@@ -265,10 +265,11 @@ def _phase_from_lines(
     lines: list[ComplexLine], size: int, p1_prior_deg: float = 30.0
 ) -> tuple[float, float, int] | None:
     """Phase from the fitted strong lines: one local phase per cluster (the angle of the
-    sum of its complex amplitudes; its lines share the phase), each cluster weighted
-    alike unless its fit is poor. Fitting a cluster's lines together removes the bias
-    that neighbouring lines' dispersion puts on a single-line estimate, and equal weights
-    stop one dominant (solvent, reagent) multiplet from deciding the phase alone."""
+    sum of its complex amplitudes; its lines share the phase), weighted by the cluster's
+    fit quality (tallest line / rms residual), not by its size. Fitting a cluster's lines
+    together removes the bias that neighbouring lines' dispersion puts on a single-line
+    estimate; weighting by fit quality stops a dominant (solvent, reagent) multiplet whose
+    model misses weak lines nearby from deciding the phase alone."""
     clusters: dict[int, list[ComplexLine]] = {}
     for ln in lines:
         clusters.setdefault(ln.cluster, []).append(ln)
@@ -280,8 +281,9 @@ def _phase_from_lines(
             continue
         angles.append(float(np.degrees(np.angle(total))))
         positions.append(float(np.dot(mags, [ln.index for ln in members]) / mags.sum()) / size)
-        # beyond ~100× its residual a cluster's phase is limited by model detail, not noise
-        weights.append(min(members[0].quality, 100.0))
+        # quality (tallest line / rms residual) measures how well the model explains the
+        # cluster: high for a clean fit of any size, low for unresolved blends
+        weights.append(members[0].quality)
     if not angles:
         return None
     p0, p1 = _phase_line(angles, weights, positions, p1_prior_deg)
