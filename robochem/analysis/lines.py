@@ -110,7 +110,7 @@ def _fit_cluster(
         c = np.clip(c + dc, j[0], j[-1])
         g = float(np.clip(g + np.clip(nl[k], -0.3 * g, 0.3 * g), g_lo, g_hi))
         phi += float(np.clip(nl[k + 1], -0.3, 0.3))
-        if np.max(np.abs(dc)) < 1e-3 * g and abs(nl[k + 1]) < 1e-4:
+        if np.max(np.abs(dc)) < 0.01 * g and abs(nl[k + 1]) < 1e-3:
             break
     rot = np.exp(1j * phi)
     u = 1.0 / (g + 1j * (j[:, None] - c[None, :]))
