@@ -90,7 +90,12 @@ def _processing_dict(spec: Spectrum, config: AnalysisConfig) -> dict[str, Any]:
         "zero_fill_size": spec.size,
         "dc_offset": [spec.dc_offset.real, spec.dc_offset.imag],
         "first_point_scale": 0.5,
-        "phase_method": "peak-based (complex sums over symmetric windows), ridge p1",
+        "phase_method": (
+            "strong-line clusters (complex Lorentzian fits), quality-weighted, ridge p1"
+            if spec.lines
+            else "peak-based (complex sums over symmetric windows), ridge p1"
+        ),
+        "strong_lines": len(spec.lines),
         "phase0_deg": spec.phase0_deg,
         "phase1_deg": spec.phase1_deg,
         "phase_convention": "nmrglue proc_base.ps(spec, p0, p1) on the NMR-ordered FFT",

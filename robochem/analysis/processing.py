@@ -8,13 +8,14 @@ Chain (devices.md 12.6, with the changes noted):
 4. Zero filling to a power of two ≥ max(2·N, ``zero_fill``).
 5. FFT in NMR order (nmrglue ``proc_base.fft``) and a ppm axis from nmrglue's
    ``unit_conversion`` (the same numbers ``spinsolve.make_uc`` uses).
-6. Phase: peak-based. Every cluster of points whose magnitude stands out of the noise
-   gives a local phase (the angle of its complex sum: the dispersion part is odd about
-   the line and cancels). A weighted, slope-regularised line through those phases gives
-   the zero- and first-order correction. Because each local phase is the angle that makes
-   the line *positive*, 180° errors need no special case, and clusters average noise so
-   it stays stable at low SNR.
-7. Baseline: polynomial through the signal-free points (peaks masked), subtracted.
+6. Strong-line model (:mod:`robochem.analysis.lines`): clusters of strong lines fitted
+   on the complex spectrum (one width and one phase per cluster). Phase: one local phase
+   per cluster, weighted by fit quality, and a slope-regularised line through them gives
+   the zero- and first-order correction (without strong lines: the per-peak estimate
+   below). Each local phase is the angle that makes the lines *positive*, so 180° errors
+   need no special case.
+7. Baseline: polynomial through the signal-free points (peaks masked) of the spectrum
+   minus the line model (far tails of big lines cannot bend it), subtracted.
 8. Noise: robust standard deviation (MAD) of the signal-free real points.
 """
 
