@@ -171,8 +171,12 @@ class Policy:
     #: simulated seconds between interlock polls (never more often than ``min_poll_wall_s``)
     poll_s: float = 1.0
     min_poll_wall_s: float = 0.02
-    #: temperature must be within this of the setpoint for WaitTemperature (degC)
-    temperature_tolerance_c: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.on_rejected not in ("pause", "fail"):
+            raise ValueError(f"on_rejected must be 'pause' or 'fail', got {self.on_rejected!r}")
+        if self.remeasure < 0 or self.repeat < 0:
+            raise ValueError("remeasure and repeat must be >= 0")
 
 
 def objective_values(protocol: Protocol, result: AnalysisResult | None) -> dict[str, Any] | None:

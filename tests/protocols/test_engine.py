@@ -459,3 +459,28 @@ async def test_immediate_pause_interrupts_and_resume_repeats(env: Env) -> None:
     await engine.resume()
     assert await asyncio.wait_for(task, 120) is EngineState.COMPLETED
     assert env.experiments(cid)[1].status in ("done", "failed")
+
+
+async def test_pump_stall_pauses_then_resume_repeats(env: Env) -> None:
+    pump = env.sim.servers["pump-catalyst"]
+    stopped = 0  # the Fusion's status code; an operator clears the jam before resuming
+    await _fault_then_resume(env, pump.stall, lambda: setattr(pump, "state", stopped), "pump_stall")
+
+
+async def test_nmr_error_is_measured_again_then_trips(env: Env) -> None:
+    nmr = env.sim.servers["nmr"]
+    nmr.inject_acquisition_fault("acquisition_error", count=1)
+    cid = env.campaign(budget=1, initial=1)
+    engine = env.engine(cid, exit_on_pause=True)
+    assert await engine.run() is EngineState.COMPLETED, engine.reason
+    errors = env.bus.history(campaign_id=cid, kinds=("nmr.error",))
+    assert len(errors) == 1 and errors[0].payload["attempt"] == 1
+    # an NMR that keeps failing trips the interlock: safe state, paused, repeated on resume
+    nmr.inject_acquisition_fault("acquisition_error", count=None)
+    cid = env.campaign(budget=1, initial=1)
+    engine = env.engine(cid, exit_on_pause=True)
+    assert await engine.run() is EngineState.PAUSED
+    assert "nmr" in (engine.reason or "")
+    first, repeat = env.experiments(cid)
+    assert first.status == "interrupted" and repeat.status == "queued"
+    env.assert_safe()
