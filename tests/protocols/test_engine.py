@@ -484,3 +484,14 @@ async def test_nmr_error_is_measured_again_then_trips(env: Env) -> None:
     first, repeat = env.experiments(cid)
     assert first.status == "interrupted" and repeat.status == "queued"
     env.assert_safe()
+
+
+async def test_dropped_connection_pauses_then_resume_repeats(env: Env) -> None:
+    faults = env.sim.servers["pump-solvent"].faults
+    await _fault_then_resume(
+        env,
+        lambda: faults.inject("drop", count=None),
+        faults.clear,
+        "communication",
+        heal="pump-solvent",
+    )
