@@ -35,6 +35,8 @@ HAT_FULL = {
 HAT_CASES = {
     "standard+product": {"TMB": 0.025, "P_alpha": 0.0361},
     "dark": {"TMB": 0.025, "THF": 0.4438, "BMN": 0.1},
+    # the virtual lab's light-off plug: reagent and catalyst, no product
+    "dark-with-catalyst": {"TMB": 0.025, "THF": 0.5, "BMN": 0.1, "TBADT": 0.002},
     "full": HAT_FULL,
     "full-no-THF": {k: v for k, v in HAT_FULL.items() if k != "THF"},
     "low-yield": {**HAT_FULL, "P_alpha": 0.004, "BMN": 0.0915},
