@@ -183,9 +183,7 @@ def fit_strong_lines(
         # second pass: each cluster with the others' models subtracted
         for n, (lo, hi) in enumerate(spans):
             # a poorly fitted cluster (unresolved blend) would subtract wrong tails
-            others = [
-                ln for m, f in enumerate(fits) if m != n for ln in f if ln.quality >= 20.0
-            ]
+            others = [ln for m, f in enumerate(fits) if m != n for ln in f if ln.quality >= 20.0]
             if not fits[n]:
                 continue
             start = np.array([ln.index for ln in fits[n]])
