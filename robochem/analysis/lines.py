@@ -231,7 +231,19 @@ def _fit_group(
             break
         centers = np.append(c, j[i])
         g0 = g
-    ok = (c > lo) & (c < hi - 1) & (np.abs(amps) > 0)
+    # lines that come out negative (a degenerate pair: two lines of opposite sign whose
+    # sum mimics one line) are dropped and the rest refitted; their huge opposite tails
+    # would otherwise be subtracted from other regions
+    for _ in range(2):
+        phase = np.exp(-1j * np.angle(amps.sum())) if abs(amps.sum()) > 0 else 1.0
+        keep = (amps * phase).real > 0
+        if keep.all() or not keep.any():
+            break
+        c, g, amps, res = _fit_cluster(j, y, c[keep], g, 4)
+    height = np.abs(amps) / g
+    if amps.size == 0 or float(height.max()) > 3.0 * ymax:
+        return []  # no consistent model (far taller lines than the data)
+    ok = (c > lo) & (c < hi - 1) & (np.abs(amps) > 0) & ((amps * phase).real > 0)
     quality = ymax / float(np.sqrt(np.mean(np.abs(res) ** 2) + sigma * sigma))
     return [
         ComplexLine(float(ci), g, complex(a), cluster, quality)
