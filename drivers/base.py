@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import abc
 import enum
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+
+log = logging.getLogger("robochem.drivers")
 
 
 class Device(abc.ABC):
@@ -26,9 +29,32 @@ class Device(abc.ABC):
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.driver_name
 
-    @abc.abstractmethod
+    #: The device's link, for drivers with one (a ByteTransport or ModbusTransport).
+    transport: Any = None
+
     async def connect(self) -> None:
-        """Open the link and bring the device to a known safe state, or raise."""
+        """Open the link and bring the device to a known safe state, or raise.
+
+        The default opens ``transport`` and runs ``_initialise()``; if either fails the
+        link is closed again, so a failed connect leaves nothing open.
+        """
+        if not self.verified:
+            log.warning("%s: driver not yet verified against real hardware", self.name)
+        try:
+            if self.transport is not None:
+                await self.transport.open()
+            await self._initialise()
+        except BaseException:
+            if self.transport is not None:
+                await self.transport.close()
+            raise
+
+    async def _initialise(self) -> None:
+        """The safe-start sequence run by the default ``connect()`` (flow off, light off...).
+
+        A driver that keeps the default ``connect()`` must say how its device starts safe.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no safe-start sequence")
 
     @abc.abstractmethod
     async def disconnect(self) -> None:

@@ -91,16 +91,6 @@ class ModbusLedSource(LightSource):
         return self._clock or get_clock()
 
     # -- link ---------------------------------------------------------------------
-    async def connect(self) -> None:
-        if not self.verified:
-            log.warning("%s: driver not yet verified against real hardware", self.name)
-        try:
-            await self.transport.open()
-            await self._initialise()
-        except BaseException:
-            await self.transport.close()  # a failed connect leaves no link open
-            raise
-
     async def _initialise(self) -> None:
         # Safe state: light off (which also clears latched faults whose cause is gone).
         await self.transport.write_register(LED_ENABLE, 0)

@@ -129,16 +129,6 @@ class MansonLedSupply(LightSource):
         return text
 
     # -- link ---------------------------------------------------------------------
-    async def connect(self) -> None:
-        if not self.verified:
-            log.warning("%s: driver not yet verified against real hardware", self.name)
-        try:
-            await self.transport.open()
-            await self._initialise()
-        except BaseException:
-            await self.transport.close()  # a failed connect leaves no link open
-            raise
-
     async def _initialise(self) -> None:
         model = await self._query("GMOD", r"[A-Za-z0-9-]+")
         self.model = model if model.upper().startswith("HCS") else f"HCS-{model}"

@@ -93,16 +93,6 @@ class OmronE5CC(TemperatureController):
         self.url = url
 
     # -- link ---------------------------------------------------------------------
-    async def connect(self) -> None:
-        if not self.verified:
-            log.warning("%s: driver not yet verified against real hardware", self.name)
-        try:
-            await self.transport.open()
-            await self._initialise()
-        except BaseException:
-            await self.transport.close()  # a failed connect leaves no link open
-            raise
-
     async def _initialise(self) -> None:
         await self._op(CMD_COMM_WRITING, 1)
         status = await self._status32()
