@@ -4,6 +4,7 @@ beat the published random-search figure and never repeat a condition."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ aryl = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(aryl)
 
 
-@pytest.mark.skipif(not CSV.exists(), reason="shared/data is not beside the checkout")
+# CI always has shared/ beside the checkout: there a missing table fails the test.
+@pytest.mark.skipif(
+    not CSV.exists() and not os.environ.get("CI"), reason="shared/data is not beside the checkout"
+)
 def test_arylation_replay_beats_random_search() -> None:
     table, levels = aryl.load(CSV)
     assert len(table) == 1728
