@@ -61,6 +61,40 @@ def _initial_gamma(mag: np.ndarray, k: int) -> float:
     return float(np.sqrt(g2)) if g2 > 0 else 2.0
 
 
+def _col_norms(a: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->j", a.real, a.real) + np.einsum("ij,ij->j", a.imag, a.imag))
+    norms[norms == 0] = 1.0
+    return norms
+
+
+def _solve_normal(gram: np.ndarray, rhs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve the normal equations ``gram·x = rhs`` of ``min ‖a·x − b‖`` (columns of ``a``
+    scaled to unit norm by the caller); singular systems fall back to ``lstsq`` on the
+    scaled design."""
+    try:
+        x = np.linalg.solve(gram, rhs)
+        if np.all(np.isfinite(x)):
+            return x
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(a / _col_norms(a), b, rcond=None)[0]
+
+
+def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares ``min ‖a·x − b‖`` for the small, tall systems of a cluster fit.
+
+    Normal equations with unit-norm columns (the columns differ by orders of magnitude):
+    several times faster than an SVD-based ``lstsq``, which for these sizes is dominated
+    by LAPACK overhead (and, with a multi-threaded BLAS on a busy machine, by thread
+    hand-offs: 48 ms instead of 0.2 ms for a 600×20 system was measured). Falls back to
+    ``lstsq`` when the system is singular.
+    """
+    norms = _col_norms(a)
+    scaled = a / norms
+    adj = scaled.conj().T
+    return _solve_normal(adj @ scaled, adj @ b, a, b) / norms
+
+
 def _fit_cluster(
     j: np.ndarray, y: np.ndarray, centers: np.ndarray, gamma: float, iterations: int = 6
 ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
@@ -86,25 +120,36 @@ def _fit_cluster(
         return np.vstack((cols.real, cols.imag))
 
     u = 1.0 / (g + 1j * (j[:, None] - c[None, :]))
-    first, *_ = np.linalg.lstsq(np.hstack((u, bg[:, :2])), y, rcond=None)
+    first = _lstsq(np.hstack((u, bg[:, :2])), y)
     phi = float(np.angle(np.sum(first[:k])))
+    bgr = stack(bg)
     for _ in range(iterations):
-        rot = np.exp(1j * phi)
-        u = 1.0 / (g + 1j * (j[:, None] - c[None, :]))
-        lin, *_ = np.linalg.lstsq(stack(np.hstack((rot * u, bg))), yr, rcond=None)
+        ur = np.exp(1j * phi) / (g + 1j * (j[:, None] - c[None, :]))
+        # amplitudes and background for the current centres, width and phase ...
+        lin_cols = np.hstack((stack(ur), bgr))
+        n_lin = _col_norms(lin_cols)
+        lin_s = lin_cols / n_lin
+        g11 = lin_s.T @ lin_s
+        r1 = lin_s.T @ yr
+        lin = _solve_normal(g11, r1, lin_cols, yr) / n_lin
         amps = lin[:k]
-        u2 = u * u
-        cols = np.hstack(
-            (
-                rot * u,
-                bg,
-                1j * rot * u2 * amps,
-                (-rot * (u2 @ amps))[:, None],
-                (1j * rot * (u @ amps))[:, None],
-            )
+        # ... then one Gauss–Newton step for everything (the linear block's normal
+        # equations are reused)
+        ur2 = ur / (g + 1j * (j[:, None] - c[None, :]))
+        nl_cols = stack(
+            np.hstack((1j * ur2 * amps, (-(ur2 @ amps))[:, None], (1j * (ur @ amps))[:, None]))
         )
-        sol, *_ = np.linalg.lstsq(stack(cols), yr, rcond=None)
-        nl = sol[k + 4 :]
+        n_nl = _col_norms(nl_cols)
+        nl_s = nl_cols / n_nl
+        n1 = g11.shape[0]
+        gram = np.empty((n1 + nl_s.shape[1],) * 2)
+        gram[:n1, :n1] = g11
+        gram[:n1, n1:] = lin_s.T @ nl_s
+        gram[n1:, :n1] = gram[:n1, n1:].T
+        gram[n1:, n1:] = nl_s.T @ nl_s
+        rhs = np.concatenate((r1, nl_s.T @ yr))
+        sol = _solve_normal(gram, rhs, np.hstack((lin_cols, nl_cols)), yr)
+        nl = sol[k + 4 :] / n_nl
         # damped: a full step can overshoot for overlapping lines
         dc = np.clip(nl[:k], -0.5 * g, 0.5 * g)
         c = np.clip(c + dc, j[0], j[-1])
@@ -115,7 +160,7 @@ def _fit_cluster(
     rot = np.exp(1j * phi)
     u = 1.0 / (g + 1j * (j[:, None] - c[None, :]))
     design = np.hstack((rot * u, bg))
-    lin, *_ = np.linalg.lstsq(stack(design), yr, rcond=None)
+    lin = _lstsq(stack(design), yr)
     res = y - design @ lin
     return c, g, lin[:k] * rot, res
 
