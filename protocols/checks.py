@@ -254,6 +254,10 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
 
     if not issues:
         issues.extend(_check_optimizer_accepts(p, src))
+    if p.scale_up is not None:
+        from .scaleup_checks import check_scale_up
+
+        issues.extend(check_scale_up(p, src))
 
     lo, hi = p.safety.temperature
     if lo.value >= hi.value:
@@ -504,7 +508,13 @@ def check_against_platform(p: Protocol, platform: Platform, src: Source) -> list
         return issues
 
     issues.extend(_check_corners(p, platform, src))
-    if not issues:
+    if p.scale_up is not None:
+        # a scale-up runs its conditions, not the optimiser's budget: its own reagent check
+        from .scaleup_checks import check_scale_up_platform
+
+        if not issues:
+            issues.extend(check_scale_up_platform(p, platform, src))
+    elif not issues:
         issues.extend(_check_reagents(p, platform, src))
     return issues
 

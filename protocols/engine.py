@@ -34,7 +34,7 @@ import enum
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,7 +304,8 @@ class Engine:
         self.platform = lab.platform
         self.state = EngineState.IDLE
         self.reason: str | None = None
-        self.progress = Progress(planned=self.protocol.optimizer.budget)
+        planned = 1 if self.protocol.scale_up is not None else self.protocol.optimizer.budget
+        self.progress = Progress(planned=planned)
         self.optimizer: Optimizer | None = None
         self._wake = asyncio.Event()  # resume/stop/abort while paused
         self._interrupt = asyncio.Event()  # abort or immediate pause during an experiment
@@ -365,6 +366,7 @@ class Engine:
             raise IllegalTransition(self.state, S.PAUSING)
         if immediate:
             self._interrupt.set()
+        self._wake.set()  # a scale-up run sleeping between NMR checks ends its collection
 
     async def resume(self) -> None:
         if self.state is S.PAUSED:
@@ -581,6 +583,11 @@ class Engine:
 
     # -- main loop ----------------------------------------------------------------------------
     async def _loop(self) -> None:
+        if self.protocol.scale_up is not None:
+            from .scaleup import ScaleUpRunner
+
+            await ScaleUpRunner(self).loop()
+            return
         while True:
             await self._checkpoint()
             if self.state in (S.STOPPING, S.ABORTING, S.PAUSED):
@@ -724,10 +731,23 @@ class Engine:
                 "eta": eta.isoformat(),
             }
 
-    async def _attempt(self, exp_id: int, index: int, plan: ExperimentPlan) -> _Outcome:
-        """Run the steps with the interlock watcher beside them; the first to finish wins."""
+    async def _attempt(
+        self,
+        exp_id: int,
+        index: int,
+        plan: ExperimentPlan | None,
+        *,
+        body: Callable[[], Coroutine[Any, Any, _Outcome]] | None = None,
+    ) -> _Outcome:
+        """Run the steps (or ``body``, e.g. a scale-up segment) with the interlock watcher
+        beside them; the first to finish wins."""
         self._halted = False
-        steps = asyncio.create_task(self._execute(exp_id, index, plan), name="steps")
+        if body is None:
+            assert plan is not None
+            work = self._execute(exp_id, index, plan)
+        else:
+            work = body()
+        steps = asyncio.create_task(work, name="steps")
         watcher = asyncio.create_task(self._watch(), name="interlocks")
         interrupt = asyncio.create_task(self._interrupt.wait(), name="interrupt")
         try:

@@ -29,6 +29,7 @@ __all__ = [
     "OptimizerSettings",
     "Protocol",
     "Safety",
+    "ScaleUp",
     "SlugMode",
     "Solvent",
     "SteadyStateMode",
@@ -57,6 +58,8 @@ Temperature = quantity_type("temperature")
 Percent = quantity_type("percent", minimum=0.0)
 Pressure = quantity_type("pressure", minimum=0.0, exclusive=True)
 Wavelength = quantity_type("wavelength", minimum=0.0, exclusive=True)
+Amount = quantity_type("amount", minimum=0.0, exclusive=True)
+Throughput = quantity_type("throughput", minimum=0.0, exclusive=True)
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 
@@ -276,6 +279,43 @@ class Safety(_Strict):
     temperature: tuple[Temperature, Temperature] = Field(description="[min, max] allowed")
 
 
+class SteadyStateRule(_Strict):
+    """Start-up: the outlet goes to waste until ``agree`` consecutive NMR yields lie within
+    ``tolerance`` of each other (max - min, in yield points)."""
+
+    agree: int = Field(ge=2, description="consecutive NMR yields that must agree")
+    tolerance: Percent = Field(description="max - min of those yields, e.g. '3 %'")
+    min_wait: Time = Field(description="flow at the conditions before the first check")
+    max_time: Time = Field(description="no steady state within this time: the run pauses")
+
+
+class Monitoring(_Strict):
+    """NMR checks while collecting; a yield that drifts from the steady-state yield by more
+    than ``drift_tolerance`` pauses the run, or stops it (shut-down, flush), by policy."""
+
+    check_every: Time
+    drift_tolerance: Percent = Field(description="allowed |yield - steady-state yield|")
+    on_drift: Literal["pause", "stop"] = "pause"
+
+
+class ScaleUp(_Strict):
+    """Continuous production at fixed conditions (``robochem scale-up`` writes this)."""
+
+    source_campaign: int | None = Field(default=None, description="the optimisation campaign")
+    objective: Literal["yield", "throughput"] = "yield"
+    conditions: dict[str, float | int | str] = Field(
+        description="variable -> value with its unit (every variable, within its bounds)"
+    )
+    amount: Amount = Field(description="product to collect, e.g. '5 mmol'")
+    expected_yield: Percent = Field(description="measured at these conditions in the campaign")
+    expected_throughput: Throughput = Field(description="measured, mmol/h")
+    run_time: Time = Field(description="planned collection time: amount / expected throughput")
+    max_run_time: Time = Field(description="never collect longer than this (stop criterion)")
+    steady_state: SteadyStateRule
+    monitoring: Monitoring
+    flush: VolumeOrZero = Field(description="solvent flushed through after shut-down")
+
+
 class Protocol(_Strict):
     """A protocol file."""
 
@@ -296,6 +336,9 @@ class Protocol(_Strict):
     execution: Execution
     cleaning: Cleaning
     safety: Safety
+    scale_up: ScaleUp | None = Field(
+        default=None, description="run the given conditions continuously to make product"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ ratio          equiv         "18 equiv", "5 mol%", "0.05", 1.5
 wavelength     nm            "450 nm"
 length         mm            "0.8 mm", "800 um"
 throughput     mmol/h        "1.87 mmol/h"
+amount         mmol          "5 mmol", "0.5 mol"
 =============  ============  ===========================================
 
 Bare numbers are accepted only where the canonical unit is a pure number (percent and
@@ -63,6 +64,7 @@ KINDS: dict[str, Kind] = {
         Kind("wavelength", "nm", "nm", "450 nm", "a wavelength (length)"),
         Kind("length", "mm", "mm", "0.8 mm", "a length"),
         Kind("throughput", "mmol/h", "mmol/h", "1.5 mmol/h", "an amount per time"),
+        Kind("amount", "mmol", "mmol", "5 mmol", "an amount of substance"),
     )
 }
 

@@ -1,0 +1,974 @@
+"""Scale-up: run a campaign's chosen conditions continuously and collect product.
+
+A scale-up protocol is the campaign's protocol plus a ``scale_up`` section (written by
+``robochem scale-up CAMPAIGN_ID --amount "5 mmol"``): the conditions, the amount to make,
+the run time computed from the measured throughput, the steady-state rule, NMR checks every
+few minutes and the drift policy. The engine runs it in segments (one experiment row each):
+
+start-up to waste -> steady state (k consecutive NMR yields agree) -> collection valve to the
+flask -> NMR check every ``check_every`` (amount of product integrated from the measured
+yields) -> stop when the amount is reached, the maximum run time is over, a syringe needs a
+refill or the yield drifts -> shut-down (valve to waste, light off, stocks off) and flush.
+
+An interrupted segment (interlock, drift with ``on_drift: pause``, syringe refill, pause) is
+repeated on resume for the amount still missing. See docs/scale-up.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from robochem.storage.models import Campaign, Experiment, ExperimentStatus, Measurement
+
+from .model import Categorical, Protocol, SteadyStateMode
+from .platform import Platform
+from .recipe import Recipe, expand
+from .steps import (
+    Acquire,
+    ExperimentPlan,
+    InfeasibleConditions,
+    LightOff,
+    SetFlow,
+    SetLight,
+    SetTemperature,
+    SetValve,
+    StartPump,
+    Step,
+    StopPump,
+    Wait,
+    WaitTemperature,
+    acquisition_for,
+)
+from .units import KINDS, parse_quantity
+
+if TYPE_CHECKING:
+    from robochem.analysis import AnalysisResult
+
+    from .engine import Engine
+
+__all__ = [
+    "SYRINGE_DRIVERS",
+    "ScaleUpPlan",
+    "ScaleUpRunner",
+    "YieldIntegrator",
+    "plan_scale_up",
+    "scale_up_conditions",
+    "scale_up_protocol_text",
+    "scale_up_report",
+]
+
+#: variable type -> unit kind of its values
+VARIABLE_KINDS = {
+    "residence_time": "time",
+    "light": "percent",
+    "temperature": "temperature",
+    "concentration": "concentration",
+    "equivalents": "ratio",
+    "loading": "ratio",
+}
+
+#: syringe pump drivers -> syringe volume (mL) when the platform's device options do not
+#: give ``syringe_volume_ml`` (the drivers' and the simulators' default syringe)
+SYRINGE_DRIVERS: dict[str, float] = {"chemyx-fusion": 10.0, "harvard-elite11": 10.0}
+#: a syringe is refilled before this fraction of it is used (never pumped dry)
+SYRINGE_MARGIN = 0.95
+
+
+def scale_up_conditions(protocol: Protocol) -> dict[str, Any]:
+    """The scale-up conditions in canonical units (raises UnitError/KeyError when invalid;
+    the checks report those with positions first)."""
+    assert protocol.scale_up is not None
+    out: dict[str, Any] = {}
+    for name, var in protocol.variables.items():
+        raw = protocol.scale_up.conditions[name]
+        if isinstance(var, Categorical):
+            out[name] = next(c for c in var.choices if str(c) == str(raw))
+        else:
+            out[name] = parse_quantity(raw, VARIABLE_KINDS[var.type])
+    return out
+
+
+def continuous(protocol: Protocol) -> Protocol:
+    """The protocol in steady-state mode (a slug campaign's conditions run continuously)."""
+    mode = SteadyStateMode(mode="steady-state", reactor_volumes=1.0)
+    return protocol.model_copy(update={"execution": mode})
+
+
+def syringe_capacities(protocol: Protocol, platform: Platform) -> dict[str, float]:
+    """Syringe pump -> syringe volume (mL), for the pumps this protocol uses."""
+    used = {s.pump for s in protocol.stocks.values()} | {protocol.solvent.pump}
+    out = {}
+    for pump in used:
+        spec = platform.devices.get(pump)
+        if spec is None or spec.driver not in SYRINGE_DRIVERS:
+            continue
+        given = spec.options.get("syringe_volume_ml")
+        out[pump] = float(given) if isinstance(given, int | float) else SYRINGE_DRIVERS[spec.driver]
+    return out
+
+
+@dataclass(frozen=True)
+class ScaleUpPlan:
+    """Everything the engine and the validator need, in canonical units (s, mL, mL/min)."""
+
+    conditions: dict[str, Any]
+    recipe: Recipe
+    flow_ml_min: float  # total flow through the reactor
+    limiting_m: float  # [A] in the mixture, mol/L
+    reactor_ml: float
+    holdup_ml: float  # mixer + reactor + transfer + NMR cell + outlet
+    cell_to_valve_s: float  # NMR cell -> collection valve at the flow
+    target_mmol: float
+    run_time_s: float
+    max_run_time_s: float
+    check_every_s: float
+    min_wait_s: float
+    startup_max_s: float
+    agree: int
+    agree_tolerance: float
+    drift_tolerance: float
+    on_drift: str
+    flush_ml: float
+    flush_flow_ml_min: float
+    #: stock (and the solvent by name) -> mL/min while running
+    use_ml_min: dict[str, float] = field(default_factory=dict)
+    #: syringe pump -> (mL/min it delivers, syringe mL)
+    syringes: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def rate_mmol_h(self, yield_percent: float) -> float:
+        """Product reaching the flask per hour at this yield: [A]0 * Q * yield."""
+        return self.limiting_m * self.flow_ml_min * 60.0 * yield_percent / 100.0
+
+    def segment_collect_limit_s(self) -> float:
+        """Longest collection one syringe fill allows after the longest start-up (inf: none)."""
+        limit = math.inf
+        for q, capacity in self.syringes.values():
+            usable_min = SYRINGE_MARGIN * capacity / q
+            limit = min(limit, usable_min * 60.0 - self.startup_max_s)
+        return limit
+
+    def segments_needed(self) -> int:
+        limit = self.segment_collect_limit_s()
+        if math.isinf(limit):
+            return 1
+        if limit <= 0:
+            return 0  # a syringe cannot even reach steady state
+        return max(1, math.ceil(self.max_run_time_s / limit))
+
+    def needs_ml(self, dead_volumes: Mapping[str, float]) -> dict[str, float]:
+        """Worst case per stock (solvent by name): every segment's longest start-up, the
+        maximum run time, flushes, and priming (``dead_volumes`` by stock)."""
+        segments = max(1, self.segments_needed())
+        minutes = (segments * self.startup_max_s + self.max_run_time_s) / 60.0
+        out = {}
+        for name, q in self.use_ml_min.items():
+            out[name] = q * minutes + dead_volumes.get(name, 0.0)
+        return out
+
+
+def plan_scale_up(protocol: Protocol, platform: Platform) -> ScaleUpPlan:
+    """The plan of a scale-up protocol; raises InfeasibleConditions (never clamps)."""
+    su = protocol.scale_up
+    if su is None:
+        raise ValueError("the protocol has no scale_up section")
+    conditions = scale_up_conditions(protocol)
+    recipe = expand(continuous(protocol), platform, conditions)
+    if not recipe.feasible:
+        raise InfeasibleConditions(conditions, recipe.problems)
+    fl = platform.fluidics
+    q = recipe.total_flow_ml_min
+    holdup = (
+        fl.mixer_volume.value
+        + fl.reactor.volume.value
+        + fl.nmr.transfer_volume.value
+        + fl.nmr.cell_volume.value
+        + fl.outlet_volume.value
+    )
+    use = dict(recipe.stock_flows_ml_min)
+    use[protocol.solvent.name] = max(recipe.solvent_flow_ml_min, 0.0)
+    syringes: dict[str, tuple[float, float]] = {}
+    for pump, capacity in syringe_capacities(protocol, platform).items():
+        rate = recipe.pump_flows_ml_min.get(pump, 0.0)
+        if rate > 1e-12:
+            syringes[pump] = (rate, capacity)
+    return ScaleUpPlan(
+        conditions=conditions,
+        recipe=recipe,
+        flow_ml_min=q,
+        limiting_m=recipe.concentrations[protocol.limiting_stock()],
+        reactor_ml=fl.reactor.volume.value,
+        holdup_ml=holdup,
+        cell_to_valve_s=60.0 * fl.outlet_volume.value / q,
+        target_mmol=su.amount.value,
+        run_time_s=su.run_time.value,
+        max_run_time_s=su.max_run_time.value,
+        check_every_s=su.monitoring.check_every.value,
+        min_wait_s=su.steady_state.min_wait.value,
+        startup_max_s=su.steady_state.max_time.value,
+        agree=su.steady_state.agree,
+        agree_tolerance=su.steady_state.tolerance.value,
+        drift_tolerance=su.monitoring.drift_tolerance.value,
+        on_drift=su.monitoring.on_drift,
+        flush_ml=su.flush.value,
+        flush_flow_ml_min=protocol.cleaning.flow.value,
+        use_ml_min=use,
+        syringes=syringes,
+    )
+
+
+def start_steps(protocol: Protocol, platform: Platform, plan: ScaleUpPlan) -> list[Step]:
+    """Valve to waste, selectors, temperature, flows, light: the start-up of a segment."""
+    fl = platform.fluidics
+    recipe = plan.recipe
+    steps: list[Step] = []
+    if fl.collection is not None:
+        steps.append(SetValve(fl.collection.valve, fl.collection.waste))
+    for pump, line in fl.pumps.items():
+        if line.selector is None:
+            continue
+        for name, stock in protocol.stocks.items():
+            used = recipe.stock_flows_ml_min.get(name, 0.0) > 0.0
+            if stock.pump == pump and stock.port is not None and used:
+                steps.append(SetValve(line.selector, str(stock.port)))
+                break
+    if recipe.temperature_c is not None:
+        steps += [SetTemperature(recipe.temperature_c), WaitTemperature(recipe.temperature_c)]
+    for pump in fl.pumps:
+        rate = recipe.pump_flows_ml_min.get(pump, 0.0)
+        steps += [SetFlow(pump, rate), StartPump(pump)] if rate > 1e-12 else [StopPump(pump)]
+    light = recipe.light_percent
+    steps.append(SetLight(light) if light is not None and light > 0 else LightOff())
+    return steps
+
+
+def shutdown_steps(protocol: Protocol, platform: Platform, plan: ScaleUpPlan) -> list[Step]:
+    """Valve to waste, light off, every pump stopped, then the solvent flush."""
+    fl = platform.fluidics
+    steps: list[Step] = []
+    if fl.collection is not None:
+        steps.append(SetValve(fl.collection.valve, fl.collection.waste))
+    steps.append(LightOff())
+    steps += [StopPump(p) for p in fl.pumps]
+    if plan.flush_ml > 0:
+        solvent = protocol.solvent.pump
+        steps += [
+            SetFlow(solvent, plan.flush_flow_ml_min),
+            StartPump(solvent),
+            Wait(60.0 * plan.flush_ml / plan.flush_flow_ml_min, "flush"),
+            StopPump(solvent),
+        ]
+    return steps
+
+
+class YieldIntegrator:
+    """Product reaching the flask, from NMR yields: piecewise linear between checks,
+    constant after the last one. Times are when the sample passes the collection valve."""
+
+    def __init__(self, rate_mmol_h: Any, start_s: float, yield_percent: float) -> None:
+        self.rate = rate_mmol_h
+        self.t = start_s
+        self.y = yield_percent
+        self.mmol = 0.0
+
+    def add(self, t_s: float, yield_percent: float) -> None:
+        if t_s > self.t:
+            mean = (self.y + yield_percent) / 2.0
+            self.mmol += self.rate(mean) * (t_s - self.t) / 3600.0
+            self.t = t_s
+        self.y = yield_percent
+
+    def close(self, end_s: float) -> float:
+        """Amount when the valve closed at ``end_s``."""
+        if end_s > self.t:
+            self.mmol += self.rate(self.y) * (end_s - self.t) / 3600.0
+            self.t = end_s
+        return self.mmol
+
+    def projected_end(self, missing_mmol: float) -> float:
+        """When ``missing_mmol`` more will have been collected at the last yield."""
+        rate = self.rate(self.y)
+        if rate <= 0:
+            return math.inf
+        return self.t + 3600.0 * max(missing_mmol - self.mmol, 0.0) / rate
+
+
+@dataclass
+class _Segment:
+    """One start-up + collection; what it added to the flask."""
+
+    index: int
+    exp_id: int
+    start_s: float = 0.0
+    collect_s: float = 0.0
+    collected_ml: float = 0.0
+    product_mmol: float = 0.0
+    steady_yield: float | None = None
+    ended: str = ""  # target | max_run_time | drift | refill | stopped | paused
+    checks: int = 0
+    used_ml: dict[str, float] = field(default_factory=dict)
+
+
+class _EndRun(Exception):
+    """Ends a segment's body with an outcome (drift, refill, no steady state)."""
+
+    def __init__(self, kind: str, reason: str, *, pause: bool) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.pause = pause
+
+
+def scale_up_report(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored report with the derived figures (productivity, space-time yield)."""
+    report = dict(summary.get("scale_up") or {})
+    hours = report.get("collection_s", 0.0) / 3600.0
+    product = report.get("product_mmol", 0.0)
+    report["productivity_mmol_h"] = product / hours if hours > 0 else None
+    reactor_l = report.get("reactor_ml", 0.0) / 1000.0
+    productivity = report["productivity_mmol_h"]
+    report["space_time_yield_mmol_l_h"] = (
+        productivity / reactor_l if productivity is not None and reactor_l > 0 else None
+    )
+    volume = report.get("collected_ml", 0.0)
+    c_a = report.get("limiting_m", 0.0)
+    report["mean_yield_percent"] = (
+        100.0 * product / (c_a * volume) if volume > 0 and c_a > 0 else None
+    )
+    return report
+
+
+class ScaleUpRunner:
+    """The engine's main loop for a protocol with a ``scale_up`` section."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self.protocol = engine.protocol
+        self.platform = engine.platform
+        self.plan = plan_scale_up(engine.protocol, engine.platform)
+
+    # -- storage ------------------------------------------------------------------------------
+    def _init(self) -> None:
+        """Create the first segment and the report on the first start."""
+        e = self.e
+        with e.db.session() as session:
+            campaign = session.get(Campaign, e.campaign_id)
+            assert campaign is not None
+            summary = dict(campaign.summary or {})
+            if "scale_up" not in summary:
+                summary["scale_up"] = {
+                    "target_mmol": self.plan.target_mmol,
+                    "planned_run_time_s": self.plan.run_time_s,
+                    "flow_ml_min": self.plan.flow_ml_min,
+                    "limiting_m": self.plan.limiting_m,
+                    "reactor_ml": self.plan.reactor_ml,
+                    "collected_ml": 0.0,
+                    "product_mmol": 0.0,
+                    "collection_s": 0.0,
+                    "checks": 0,
+                    "segments": [],
+                    "status": "running",
+                }
+                campaign.summary = summary
+            count = session.scalar(
+                select(func.count(Experiment.id)).where(Experiment.campaign_id == e.campaign_id)
+            )
+            if not count:
+                e._new_experiment(session, self.plan.conditions)
+
+    def _report(self) -> dict[str, Any]:
+        with self.e.db.session() as session:
+            campaign = session.get(Campaign, self.e.campaign_id)
+            assert campaign is not None
+            return dict((campaign.summary or {}).get("scale_up") or {})
+
+    def _store_progress(self, seg: _Segment, step: str) -> None:
+        """The running totals of this segment (so a crash loses at most one check)."""
+        with self.e.db.session() as session:
+            campaign = session.get(Campaign, self.e.campaign_id)
+            assert campaign is not None
+            summary = dict(campaign.summary or {})
+            summary["scale_up_current"] = {
+                "segment": seg.index,
+                "collected_ml": seg.collected_ml,
+                "product_mmol": seg.product_mmol,
+                "collect_s": seg.collect_s,
+            }
+            summary["current_step"] = step
+            campaign.summary = summary
+
+    # -- the loop -----------------------------------------------------------------------------
+    async def loop(self) -> None:
+        from .engine import EngineState as S
+
+        e = self.e
+        await asyncio.to_thread(self._init)
+        while True:
+            await e._checkpoint()
+            if e.state in (S.STOPPING, S.ABORTING, S.PAUSED):
+                return
+            exp_id = await asyncio.to_thread(e._first_queued)
+            if exp_id is None:
+                report = scale_up_report({"scale_up": await asyncio.to_thread(self._report)})
+                e.reason = e.reason or (
+                    f"scale-up {report.get('status')}: {report.get('product_mmol', 0):.3g} of "
+                    f"{report.get('target_mmol', 0):.3g} mmol collected"
+                )
+                return
+            await self._segment(exp_id)
+
+    async def _segment(self, exp_id: int) -> None:
+        from .engine import EngineState as S
+        from .engine import _Outcome
+        from .lab import uncancellable
+
+        e = self.e
+        with e.db.session() as session:
+            exp = session.get(Experiment, exp_id)
+            assert exp is not None
+            index = exp.index
+            exp.status = ExperimentStatus.RUNNING
+            exp.started_at = dt.datetime.now(dt.UTC)
+        report = await asyncio.to_thread(self._report)
+        seg = _Segment(index=index, exp_id=exp_id, start_s=e.clock.now())
+        e.progress.experiment_id, e.progress.experiment_index = exp_id, index
+        await e._publish(
+            "experiment.running",
+            {
+                "index": index,
+                "conditions": self.plan.conditions,
+                "pump_flows_ml_min": self.plan.recipe.pump_flows_ml_min,
+                "scale_up": {
+                    "missing_mmol": self.plan.target_mmol - report.get("product_mmol", 0.0),
+                    "flow_ml_min": self.plan.flow_ml_min,
+                },
+            },
+            experiment_id=exp_id,
+        )
+        outcome = _Outcome("interrupted", "engine stopped")
+        try:
+            outcome = await e._attempt(exp_id, index, None, body=lambda: self._body(seg, report))
+        finally:
+            safe = await e.lab.safe_state()
+            if not safe.ok:
+                await e._record_safe_state(safe.to_dict(), "scale-up segment end")
+            minutes = (e.clock.now() - seg.start_s) / 60.0
+            seg.used_ml = {n: q * minutes for n, q in self.plan.use_ml_min.items()}
+            solvent = self.protocol.solvent.name
+            seg.used_ml[solvent] = seg.used_ml.get(solvent, 0.0) + self.plan.flush_ml
+            await uncancellable(self._close(seg, outcome))
+        if outcome.trip is not None:
+            reason = f"interlock {outcome.trip}"
+        elif outcome.kind == "interrupted" and e.state is S.PAUSING:
+            reason = e.reason or "pause requested"
+        elif outcome.kind == "interrupted" and outcome.reason.startswith("pause:"):
+            reason = outcome.reason.removeprefix("pause:").strip()
+        else:
+            return
+        if e.state in (S.RUNNING, S.PAUSING):
+            if e.state is S.RUNNING:
+                await e._transition(S.PAUSING, reason)
+            await e._enter_paused(reason)
+
+    async def _close(self, seg: _Segment, outcome: Any) -> None:
+        e = self.e
+        if outcome.trip is not None:
+            await e._publish(
+                "interlock.tripped",
+                {
+                    "kind": outcome.trip.kind,
+                    "device": outcome.trip.device,
+                    "message": outcome.trip.message,
+                },
+                experiment_id=seg.exp_id,
+            )
+        out = await asyncio.to_thread(self._store_close, seg, outcome)
+        await e._publish(f"experiment.{out['status']}", out, experiment_id=seg.exp_id)
+        if out["finished"]:
+            await e._publish("scaleup.report", out["report"])
+
+    def _store_close(self, seg: _Segment, outcome: Any) -> dict[str, Any]:
+        from .engine import EngineState as S
+
+        e = self.e
+        with e.db.session() as session:
+            exp = session.get(Experiment, seg.exp_id)
+            campaign = session.get(Campaign, e.campaign_id)
+            assert exp is not None and campaign is not None
+            summary = dict(campaign.summary or {})
+            report = dict(summary.get("scale_up") or {})
+            report["collected_ml"] = report.get("collected_ml", 0.0) + seg.collected_ml
+            report["product_mmol"] = report.get("product_mmol", 0.0) + seg.product_mmol
+            report["collection_s"] = report.get("collection_s", 0.0) + seg.collect_s
+            report["checks"] = report.get("checks", 0) + seg.checks
+            report["segments"] = [
+                *report.get("segments", []),
+                {
+                    "index": seg.index,
+                    "collected_ml": seg.collected_ml,
+                    "product_mmol": seg.product_mmol,
+                    "collect_s": seg.collect_s,
+                    "steady_yield_percent": seg.steady_yield,
+                    "ended": seg.ended or outcome.kind,
+                    "reason": outcome.reason or None,
+                },
+            ]
+            inventory = dict(summary.get("inventory") or e._initial_inventory())
+            for stock, ml in seg.used_ml.items():
+                inventory[stock] = inventory.get(stock, 0.0) - ml
+            summary["inventory"] = inventory
+            repeat = None
+            missing = report["target_mmol"] - report["product_mmol"]
+            if outcome.kind == "done":
+                exp.status = ExperimentStatus.DONE
+                exp.status_reason = outcome.reason or None
+            else:
+                exp.status = ExperimentStatus.INTERRUPTED
+                exp.status_reason = outcome.reason
+                if e.state is not S.ABORTING and missing > 0:
+                    repeat = e._new_experiment(session, exp.conditions, repeat_of=exp.id)
+            exp.ended_at = dt.datetime.now(dt.UTC)
+            finished = repeat is None
+            if finished:
+                if e.state is S.ABORTING:
+                    report["status"] = "aborted"
+                elif seg.ended == "target":
+                    report["status"] = "completed"
+                else:
+                    report["status"] = f"stopped ({seg.ended or outcome.kind})"
+                report["reason"] = outcome.reason or None
+            summary["scale_up"] = report
+            summary.pop("scale_up_current", None)
+            summary.pop("current_step", None)
+            summary["experiments_done"] = len(report["segments"])
+            campaign.summary = summary
+            return {
+                "index": seg.index,
+                "status": str(exp.status),
+                "reason": exp.status_reason,
+                "repeat": None if repeat is None else repeat.index,
+                "segment": report["segments"][-1],
+                "inventory": inventory,
+                "finished": finished,
+                "report": scale_up_report(summary),
+            }
+
+    # -- one segment ----------------------------------------------------------------------------
+    async def _body(self, seg: _Segment, report: Mapping[str, Any]) -> Any:
+        from .engine import _Outcome
+
+        try:
+            return await self._run_segment(seg, report)
+        except _EndRun as end:
+            seg.ended = end.kind
+            reason = f"pause: {end.reason}" if end.pause else end.reason
+            if not end.pause:
+                return _Outcome("done", end.reason)
+            return _Outcome("interrupted", reason)
+
+    async def _steps(self, seg: _Segment, steps: list[Step]) -> None:
+        e = self.e
+        for number, step in enumerate(steps, 1):
+            if e._halted:
+                raise asyncio.CancelledError
+            from .steps import describe
+
+            e.progress.step, e.progress.step_number = describe(step), number
+            await e._publish(
+                "step", {"index": seg.index, "number": number, **step.to_dict()},
+                experiment_id=seg.exp_id,
+            )  # fmt: skip
+            await e._do(step)
+
+    async def _phase(self, seg: _Segment, phase: str, **extra: Any) -> None:
+        self.e.progress.step = phase
+        await self.e._publish(
+            "scaleup.phase", {"index": seg.index, "phase": phase, **extra},
+            experiment_id=seg.exp_id,
+        )  # fmt: skip
+        await asyncio.to_thread(self._store_progress, seg, f"scale-up: {phase}")
+
+    def _wants_to_end(self) -> str | None:
+        from .engine import EngineState as S
+
+        if self.e.state is S.STOPPING:
+            return "stopped"
+        if self.e.state is S.PAUSING:
+            return "paused"
+        return None
+
+    async def _sleep_until(self, t_s: float) -> None:
+        """Sleep on the clock until ``t_s``; a stop or pause request ends the sleep early."""
+        e = self.e
+        delay = t_s - e.clock.now()
+        if delay <= 0 or self._wants_to_end():
+            return
+        e._wake.clear()
+        sleeper = asyncio.ensure_future(e.clock.sleep(delay))
+        waker = asyncio.ensure_future(e._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _check(self, seg: _Segment, phase: str) -> tuple[float, float | None]:
+        """One NMR check in flow: (sample time, yield or None when the spectrum was rejected
+        even after re-measuring)."""
+        e = self.e
+        acquire: Acquire = acquisition_for(self.protocol)
+        plan = ExperimentPlan(
+            recipe=self.plan.recipe, steps=[], flow_ml_min=self.plan.flow_ml_min, use_ml={}
+        )
+        result: AnalysisResult | None = None
+        t_sample = e.clock.now()
+        for _ in range(1 + e.policy.remeasure):
+            t0 = e.clock.now()
+            acquisition = await e._acquire(seg.exp_id, seg.index, acquire)
+            t_sample = (t0 + e.clock.now()) / 2.0
+            result = await e._analyze(seg.exp_id, plan, acquisition)
+            if result.status != "rejected":
+                break
+            await e._publish(
+                "retry.remeasure", {"index": seg.index, "reasons": result.reasons},
+                experiment_id=seg.exp_id,
+            )  # fmt: skip
+        assert result is not None
+        seg.checks += 1
+        y = result.yield_percent if result.status != "rejected" else None
+        await e._publish(
+            "scaleup.check",
+            {
+                "index": seg.index,
+                "phase": phase,
+                "t_s": t_sample,
+                "yield": y,
+                "status": result.status,
+                "reasons": list(result.reasons),
+                "product_mmol": seg.product_mmol,
+            },
+            experiment_id=seg.exp_id,
+        )
+        return t_sample, y
+
+    async def _run_segment(self, seg: _Segment, report: Mapping[str, Any]) -> Any:
+        from .engine import _Outcome
+
+        e, plan = self.e, self.plan
+        fl = self.platform.fluidics
+        assert fl.collection is not None  # checked by the validator
+        # -- start-up to waste until the NMR yields agree
+        await self._phase(seg, "startup")
+        await self._steps(seg, start_steps(self.protocol, self.platform, plan))
+        flowing = e.clock.now()
+        deadline = flowing + plan.startup_max_s
+        await self._sleep_until(flowing + plan.min_wait_s)
+        yields: list[float] = []
+        while True:
+            if (why := self._wants_to_end()) is not None:
+                return await self._shutdown(seg, why)
+            started = e.clock.now()
+            _, y = await self._check(seg, "startup")
+            if y is not None:
+                yields.append(y)
+                last = yields[-plan.agree :]
+                if len(last) == plan.agree and max(last) - min(last) <= plan.agree_tolerance:
+                    break
+            if started + plan.check_every_s > deadline:
+                await self._shutdown(seg, "no steady state")
+                raise _EndRun(
+                    "no_steady_state",
+                    f"no steady state within {plan.startup_max_s / 60:.0f} min: the last NMR "
+                    f"yields were {', '.join(f'{v:.1f}' for v in yields[-plan.agree :])} %, "
+                    f"the rule is {plan.agree} within {plan.agree_tolerance:g} %",
+                    pause=True,
+                )
+            await self._sleep_until(started + plan.check_every_s)
+        y_ref = sum(yields[-plan.agree :]) / plan.agree
+        seg.steady_yield = y_ref
+        await self._phase(seg, "steady", yield_percent=y_ref, yields=yields[-plan.agree :])
+
+        # -- collection, with NMR checks; the amount integrated from the measured yields
+        done_mmol = float(report.get("product_mmol", 0.0))
+        missing = plan.target_mmol - done_mmol
+        run_left = plan.max_run_time_s - float(report.get("collection_s", 0.0))
+        await self._steps(seg, [SetValve(fl.collection.valve, fl.collection.collect)])
+        t_open = e.clock.now()
+        await self._phase(seg, "collecting", missing_mmol=missing)
+        integrator = YieldIntegrator(plan.rate_mmol_h, t_open, y_ref)
+        hard_end = t_open + run_left
+        refill_end = math.inf
+        for q, capacity in plan.syringes.values():
+            refill_end = min(refill_end, flowing + 60.0 * SYRINGE_MARGIN * capacity / q)
+        last_check = t_open
+        ended, reason = "target", ""
+        drift: str | None = None
+        closed_at: float | None = None
+        drift_at: tuple[float, float] | None = None
+        while True:
+            end = min(integrator.projected_end(missing), hard_end, refill_end)
+            wake = min(last_check + plan.check_every_s, end)
+            await self._sleep_until(wake)
+            now = e.clock.now()
+            if (why := self._wants_to_end()) is not None:
+                ended, reason = why, f"{why} by the operator"
+                break
+            if now >= end - 1e-6:
+                break
+            # the check runs while the flask keeps filling; the valve closes on time
+            last_check = now
+            check = asyncio.ensure_future(self._check(seg, "collecting"))
+            timer = asyncio.ensure_future(e.clock.sleep(max(end - now, 0.0)))
+            try:
+                await asyncio.wait({check, timer}, return_when=asyncio.FIRST_COMPLETED)
+                if not check.done():
+                    closed_at = e.clock.now()
+                    await self._close_valve(seg)
+                t_sample, y = await check
+            finally:
+                timer.cancel()
+                if not check.done():
+                    check.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await check
+            if y is not None:
+                integrator.add(t_sample + plan.cell_to_valve_s, y)
+                if abs(y - y_ref) > plan.drift_tolerance:
+                    drift_at = (t_sample, y)
+                    drift = (
+                        f"yield drift: NMR yield {y:.1f} % against the steady-state "
+                        f"{y_ref:.1f} % (tolerance {plan.drift_tolerance:g} %)"
+                    )
+            if closed_at is not None:
+                end = closed_at
+                break
+            if drift is not None:
+                end = e.clock.now()
+                break
+            seg.product_mmol = integrator.mmol
+            seg.collect_s = e.clock.now() - t_open
+            await asyncio.to_thread(self._store_progress, seg, "scale-up: collecting")
+        if drift is not None:
+            ended = "drift"
+        elif end >= hard_end - 1e-6 and integrator.projected_end(missing) > hard_end:
+            ended, reason = "max_run_time", "maximum run time reached"
+        elif end >= refill_end - 1e-6 and integrator.projected_end(missing) > refill_end:
+            ended = "refill"
+        if closed_at is None:
+            closed_at = e.clock.now()
+            await self._close_valve(seg)
+        t_closed = max(closed_at, t_open)
+        seg.collect_s = t_closed - t_open
+        seg.collected_ml = plan.flow_ml_min * seg.collect_s / 60.0
+        seg.product_mmol = integrator.close(t_closed)
+        await self._phase(
+            seg, "collected", collected_ml=seg.collected_ml, product_mmol=seg.product_mmol,
+            ended=ended,
+        )  # fmt: skip
+        if drift is not None:
+            await e._publish(
+                "scaleup.drift",
+                {
+                    "index": seg.index,
+                    "message": drift,
+                    "policy": plan.on_drift,
+                    "t_s": drift_at[0] if drift_at else None,
+                    "yield": drift_at[1] if drift_at else None,
+                    "steady_yield": y_ref,
+                },
+                experiment_id=seg.exp_id,
+            )
+        await self._shutdown(seg, ended)
+        seg.ended = ended
+        if ended == "target":
+            return _Outcome("done", "")
+        if ended == "drift":
+            raise _EndRun("drift", drift or "yield drift", pause=plan.on_drift == "pause")
+        if ended == "refill":
+            pumps = ", ".join(f"{pump} ({self._stock_on(pump)})" for pump in sorted(plan.syringes))
+            raise _EndRun("refill", f"refill the syringes of {pumps}, then resume", pause=True)
+        if ended == "paused":
+            return _Outcome("interrupted", f"paused: {e.reason}")
+        return _Outcome("done", reason)
+
+    def _stock_on(self, pump: str) -> str:
+        names = [n for n, s in self.protocol.stocks.items() if s.pump == pump]
+        return ", ".join(names) or self.protocol.solvent.name
+
+    async def _close_valve(self, seg: _Segment) -> None:
+        fl = self.platform.fluidics
+        assert fl.collection is not None
+        await self._steps(seg, [SetValve(fl.collection.valve, fl.collection.waste)])
+
+    async def _shutdown(self, seg: _Segment, why: str) -> Any:
+        from .engine import _Outcome
+
+        await self._phase(seg, "shutdown", why=why)
+        await self._steps(seg, shutdown_steps(self.protocol, self.platform, self.plan))
+        await self._phase(seg, "flushed")
+        if why == "paused":
+            return _Outcome("interrupted", f"paused: {self.e.reason}")
+        if why == "stopped":
+            seg.ended = "stopped"
+            return _Outcome("done", "stopped by the operator")
+        return None
+
+
+# -- writing a scale-up protocol from a campaign ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The experiment a scale-up starts from."""
+
+    campaign_id: int
+    campaign_name: str
+    protocol_text: str
+    experiment_index: int
+    conditions: dict[str, Any]
+    yield_percent: float
+    throughput_mmol_h: float
+    inventory: dict[str, float]
+
+
+def choose_experiment(database: Any, campaign_id: int, objective: str) -> Chosen:
+    """The campaign's best done experiment for ``objective`` (non-rejected spectra only)."""
+    if objective not in ("yield", "throughput"):
+        raise ValueError(f"objective must be 'yield' or 'throughput', got {objective!r}")
+    column = "yield_percent" if objective == "yield" else "throughput_mmol_h"
+    with database.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise LookupError(f"no campaign {campaign_id}")
+        if campaign.status != "completed":
+            raise ValueError(
+                f"campaign {campaign_id} is {campaign.status}: scale up a completed campaign"
+            )
+        rows = session.execute(
+            select(Experiment, Measurement)
+            .join(Measurement, Measurement.experiment_id == Experiment.id)
+            .where(Experiment.campaign_id == campaign_id)
+            .where(Experiment.status == ExperimentStatus.DONE)
+            .where(Measurement.qc_status != "rejected")
+        ).all()
+        usable = [
+            (exp, m)
+            for exp, m in rows
+            if m.yield_percent is not None and m.throughput_mmol_h is not None
+        ]
+        if not usable:
+            raise ValueError(f"campaign {campaign_id} has no done experiment with a yield")
+        exp, m = max(usable, key=lambda pair: getattr(pair[1], column))
+        return Chosen(
+            campaign_id=campaign_id,
+            campaign_name=campaign.name,
+            protocol_text=campaign.protocol_text,
+            experiment_index=exp.index,
+            conditions=dict(exp.conditions),
+            yield_percent=float(m.yield_percent or 0.0),
+            throughput_mmol_h=float(m.throughput_mmol_h or 0.0),
+            inventory=dict((campaign.summary or {}).get("inventory") or {}),
+        )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{math.ceil(seconds / 60.0 - 1e-9):d} min"
+
+
+def scale_up_protocol_text(
+    chosen: Chosen,
+    amount_mmol: float,
+    platform: Platform,
+    *,
+    objective: str = "yield",
+    check_every_s: float | None = None,
+    on_drift: str = "pause",
+) -> str:
+    """The scale-up protocol (YAML text) for ``amount_mmol`` of product."""
+    import yaml
+
+    from .load import parse_protocol
+
+    if not amount_mmol > 0:
+        raise ValueError(f"the amount must be > 0 mmol, got {amount_mmol!r}")
+    if chosen.throughput_mmol_h <= 0:
+        raise ValueError(
+            f"experiment {chosen.experiment_index} of campaign {chosen.campaign_id} made no "
+            "product (throughput 0): nothing to scale up"
+        )
+    source = parse_protocol(chosen.protocol_text, f"campaign {chosen.campaign_id}")
+    data = yaml.safe_load(chosen.protocol_text)
+    conditions: dict[str, Any] = {}
+    for name, var in source.variables.items():
+        value = chosen.conditions[name]
+        if isinstance(var, Categorical):
+            conditions[name] = value
+        else:
+            kind = KINDS[VARIABLE_KINDS[var.type]]
+            conditions[name] = f"{float(value):.6g} {kind.symbol}"
+    recipe = expand(continuous(source), platform, chosen.conditions, check=False)
+    q = recipe.total_flow_ml_min
+    fl = platform.fluidics
+    path_ml = fl.mixer_volume.value + fl.nmr.transfer_volume.value + fl.nmr.cell_volume.value
+    min_wait_s = recipe.residence_time_s + 60.0 * path_ml / q
+    check_s = check_every_s or max(300.0, 60.0 * math.ceil(recipe.residence_time_s / 60.0))
+    run_time_s = 3600.0 * amount_mmol / chosen.throughput_mmol_h
+    holdup = path_ml + fl.reactor.volume.value + fl.outlet_volume.value
+    data.setdefault("metadata", {})
+    data["metadata"]["name"] = f"{source.metadata.name}-scale-up"
+    data["metadata"]["description"] = (
+        f"Scale-up of campaign {chosen.campaign_id} ({chosen.campaign_name}): "
+        f"{amount_mmol:g} mmol at the conditions of experiment {chosen.experiment_index}"
+    )
+    for name, stock in (data.get("stocks") or {}).items():
+        left = chosen.inventory.get(name)
+        if left is not None and isinstance(stock, dict):
+            stock["available"] = f"{max(math.floor(left * 10) / 10, 0.1):g} mL"
+    solvent = data.get("solvent") or {}
+    left = chosen.inventory.get(source.solvent.name)
+    if left is not None:
+        solvent["available"] = f"{max(math.floor(left * 10) / 10, 0.1):g} mL"
+    data["scale_up"] = {
+        "source_campaign": chosen.campaign_id,
+        "objective": objective,
+        "conditions": conditions,
+        "amount": f"{amount_mmol:g} mmol",
+        "expected_yield": f"{chosen.yield_percent:.4g} %",
+        "expected_throughput": f"{chosen.throughput_mmol_h:.4g} mmol/h",
+        "run_time": f"{run_time_s / 60.0:.4g} min",
+        "max_run_time": f"{1.5 * run_time_s / 60.0:.4g} min",
+        "steady_state": {
+            "agree": 3,
+            "tolerance": "3 %",
+            "min_wait": _minutes(min_wait_s),
+            "max_time": _minutes(min_wait_s + 8 * check_s),
+        },
+        "monitoring": {
+            "check_every": _minutes(check_s),
+            "drift_tolerance": "5 %",
+            "on_drift": on_drift,
+        },
+        "flush": f"{math.ceil(2 * holdup):g} mL",
+    }
+    header = (
+        f"# Scale-up of campaign {chosen.campaign_id} ({chosen.campaign_name}), written by "
+        "`robochem scale-up`.\n"
+        f"# Conditions of experiment {chosen.experiment_index} (best {objective}): "
+        f"yield {chosen.yield_percent:.1f} %, throughput {chosen.throughput_mmol_h:.3g} mmol/h;\n"
+        f"# {amount_mmol:g} mmol need {run_time_s / 3600:.2f} h of collection at that "
+        "throughput.\n"
+        f"# stocks.*.available: what campaign {chosen.campaign_id} left; change it after a "
+        "refill.\n"
+        "#   robochem validate THIS_FILE --platform PLATFORM\n"
+        "#   robochem run THIS_FILE --platform PLATFORM\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
