@@ -120,6 +120,12 @@ def run_command(
     if dry_run:
         if proto is None:
             raise _fail("--dry-run needs the PROTOCOL file")
+        if proto.scale_up is not None:
+            from .scaleup_cli import scale_up_summary
+
+            for line in scale_up_summary(proto, plat):
+                typer.echo(line)
+            return
         _print_dry_run(proto, plat)
         return
     refills = [_parse_refill(item) for item in refill]

@@ -153,6 +153,9 @@ def _register_subcommands() -> None:
     app.command("run")(run_command)
     app.command("export")(export_command)
     app.add_typer(campaigns_app, name="campaigns")
+    from robochem.protocols.scaleup_cli import scale_up_command
+
+    app.command("scale-up")(scale_up_command)
 
 
 _register_subcommands()
