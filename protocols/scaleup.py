@@ -417,9 +417,10 @@ class ScaleUpRunner:
             exp_id = await asyncio.to_thread(e._first_queued)
             if exp_id is None:
                 report = scale_up_report({"scale_up": await asyncio.to_thread(self._report)})
+                why = f" ({report['reason']})" if report.get("reason") else ""
                 e.reason = e.reason or (
                     f"scale-up {report.get('status')}: {report.get('product_mmol', 0):.3g} of "
-                    f"{report.get('target_mmol', 0):.3g} mmol collected"
+                    f"{report.get('target_mmol', 0):.3g} mmol collected{why}"
                 )
                 return
             await self._segment(exp_id)
