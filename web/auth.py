@@ -35,7 +35,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -256,6 +256,11 @@ class Principal:
         return ROLE_RANK[self.role] >= ROLE_RANK[Role(role)]
 
 
+_SESSION_USER = select(User.id, User.name, User.role, User.disabled, User.password_hash).where(
+    User.id == bindparam("user_id")
+)
+
+
 def _password_fingerprint(password_hash: str) -> str:
     # Changing the password changes this, which ends every older session.
     return _sha256(password_hash)[:16]
@@ -302,13 +307,15 @@ class Auth:
         user_id = payload.get("u")
         if not isinstance(user_id, int):
             return None
-        with self.database.session() as session:
-            user = session.get(User, user_id)
-            if user is None or user.disabled:
-                return None
-            if payload.get("p") != _password_fingerprint(user.password_hash):
-                return None
-            return Principal(user.id, user.name, Role(user.role), "session", str(payload["c"]))
+        # Read on every request (a disabled user or a new password takes effect at once),
+        # so with a plain connection: an ORM session costs ~5x more per request.
+        with self.database.engine.connect() as connection:
+            user = connection.execute(_SESSION_USER, {"user_id": user_id}).first()
+        if user is None or user.disabled:
+            return None
+        if payload.get("p") != _password_fingerprint(user.password_hash):
+            return None
+        return Principal(user.id, user.name, Role(user.role), "session", str(payload["c"]))
 
     # tokens
     def cached_token_principal(self, token: str) -> tuple[bool, Principal | None]:
