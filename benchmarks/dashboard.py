@@ -49,6 +49,7 @@ from typing import Any
 READING_PERIOD_S = 0.25
 LATENCY_TARGET_MS = 250.0
 THROUGHPUT_TARGET = 300.0
+PASSWORD = "benchmark password"
 
 # -- the server (subprocess) -------------------------------------------------------------
 
@@ -148,7 +149,7 @@ def _seed(database: Any) -> str:
                         campaign_id=campaign.id, index=k + 1, conditions={"t": k}, status="done"
                     )
                 )
-        user = create_user(s, "bench", "operator", "benchmark password")  # real argon2id
+        user = create_user(s, "bench", "operator", PASSWORD)  # real argon2id parameters
         _, token = new_api_token(s, user, "benchmark")
     return token
 
@@ -277,11 +278,31 @@ async def _worker(host: str, port: int, request: bytes, stop_at: float, counts: 
         writer.close()
 
 
-async def measure_throughput(base: str, token: str, seconds: float, concurrency: int) -> float:
+async def browser_session(base: str) -> str:
+    """The ``Cookie`` header of a browser session: log in through the form (argon2id)."""
+    import re
+
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base) as client:
+        page = await client.get("/login")
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert match is not None, page.text
+        form = {"name": "bench", "password": PASSWORD, "csrf_token": match.group(1)}
+        response = await client.post("/login", data=form)
+        assert response.status_code == 303, response.text
+        return f"rc_session={client.cookies['rc_session']}"
+
+
+async def measure_throughput(
+    base: str, auth_header: str, seconds: float, concurrency: int
+) -> float:
+    """Requests/s of GET /api/status sent with ``auth_header`` (``Authorization: ...``
+    or ``Cookie: ...``)."""
     host, port = base.removeprefix("http://").split(":")
     request = (
         f"GET /api/status HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Authorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
+        f"{auth_header}\r\nAccept: application/json\r\n\r\n"
     ).encode()
     warm: list[int] = [0]
     await asyncio.gather(
@@ -365,13 +386,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {os.cpu_count()} cores, load average " + " ".join(f"{x:.2f}" for x in load))
     with dashboard_server(args.profile) as (base, token, pid):
         lat = asyncio.run(measure_latency(base, token, args.latency_seconds))
-        rates, cpu_ms = [], []
+        cookie = asyncio.run(browser_session(base))
+        rates, cpu_ms, session_rates = [], [], []
         for _ in range(args.rounds):
             cpu0 = _cpu_seconds(pid)
-            rate = asyncio.run(measure_throughput(base, token, args.seconds, args.concurrency))
+            rate = asyncio.run(
+                measure_throughput(
+                    base, f"Authorization: Bearer {token}", args.seconds, args.concurrency
+                )
+            )
             cpu = _cpu_seconds(pid) - cpu0
             rates.append(rate)
             cpu_ms.append(cpu * 1000 / max(1.0, rate * args.seconds))
+            session_rates.append(
+                asyncio.run(
+                    measure_throughput(base, f"Cookie: {cookie}", args.seconds, args.concurrency)
+                )
+            )
         httpx_rate, httpx_cpu_ms = asyncio.run(
             measure_throughput_httpx(base, token, args.seconds, args.concurrency)
         )
@@ -389,8 +420,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{_p95(values):>10.1f}{'<= 250':>12}"
         )
     print(
-        f"{'GET /api/status requests/s (best, median)':<44}{len(rates):>6}"
+        f"{'GET /api/status req/s, API token (best, med)':<44}{len(rates):>6}"
         f"{max(rates):>10.0f}{statistics.median(rates):>10.0f}{'>= 300':>12}"
+    )
+    print(
+        f"{'  same with a browser session cookie':<44}{len(session_rates):>6}"
+        f"{max(session_rates):>10.0f}{statistics.median(session_rates):>10.0f}{'':>12}"
     )
     print(
         f"{'  server CPU per request (ms, median)':<44}{len(cpu_ms):>6}"
