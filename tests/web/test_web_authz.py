@@ -50,7 +50,16 @@ MATRIX: dict[tuple[str, str], tuple[str, Callable[[World, str, dict[str, int]], 
             "name": f"new-{w.new_token_id(u)}", "role": "viewer", "password": "x" * 12})),
     ("PATCH", "/api/users/{name}"): (
         "admin", lambda w, u, ids: ("PATCH", "/api/users/viewer", {"role": "viewer"})),
+    ("POST", "/api/campaigns/{campaign_id}/scale-up"): (
+        "operator", lambda w, u, ids: _scale_up(w)),
 }  # fmt: skip
+
+
+def _scale_up(world: World) -> Request:
+    from test_web_scaleup import attach_platform, finished_campaign
+
+    attach_platform(world)
+    return ("POST", f"/api/campaigns/{finished_campaign(world)}/scale-up", {"amount": "1 mmol"})
 
 
 def _campaigns(world: World) -> dict[str, int]:
