@@ -278,12 +278,20 @@ class YieldIntegrator:
         self.y = yield_percent
         self.mmol = 0.0
 
-    def add(self, t_s: float, yield_percent: float) -> None:
+    def add(self, t_s: float, yield_percent: float, *, until: float = math.inf) -> None:
+        """A measured yield at ``t_s``; with ``until`` (the valve closed then) nothing after
+        it is counted (the yield there interpolated)."""
+        if t_s > until > self.t:
+            y_end = self.y + (yield_percent - self.y) * (until - self.t) / (t_s - self.t)
+            self.mmol += self.rate((self.y + y_end) / 2.0) * (until - self.t) / 3600.0
+            self.t, self.y = until, y_end
+            return
         if t_s > self.t:
             mean = (self.y + yield_percent) / 2.0
             self.mmol += self.rate(mean) * (t_s - self.t) / 3600.0
             self.t = t_s
-        self.y = yield_percent
+        if self.t <= until:
+            self.y = yield_percent
 
     def close(self, end_s: float) -> float:
         """Amount when the valve closed at ``end_s``."""
@@ -702,8 +710,7 @@ class ScaleUpRunner:
         done_mmol = float(report.get("product_mmol", 0.0))
         missing = plan.target_mmol - done_mmol
         run_left = plan.max_run_time_s - float(report.get("collection_s", 0.0))
-        await self._steps(seg, [SetValve(fl.collection.valve, fl.collection.collect)])
-        t_open = e.clock.now()
+        t_open = await self._switch(seg, fl.collection.collect)
         await self._phase(seg, "collecting", missing_mmol=missing)
         integrator = YieldIntegrator(plan.rate_mmol_h, t_open, y_ref)
         hard_end = t_open + run_left
@@ -732,8 +739,7 @@ class ScaleUpRunner:
             try:
                 await asyncio.wait({check, timer}, return_when=asyncio.FIRST_COMPLETED)
                 if not check.done():
-                    closed_at = e.clock.now()
-                    await self._close_valve(seg)
+                    closed_at = await self._close_valve(seg)
                 t_sample, y = await check
             finally:
                 timer.cancel()
@@ -742,7 +748,8 @@ class ScaleUpRunner:
                     with contextlib.suppress(asyncio.CancelledError):
                         await check
             if y is not None:
-                integrator.add(t_sample + plan.cell_to_valve_s, y)
+                limit = math.inf if closed_at is None else closed_at
+                integrator.add(t_sample + plan.cell_to_valve_s, y, until=limit)
                 if abs(y - y_ref) > plan.drift_tolerance:
                     drift_at = (t_sample, y)
                     drift = (
@@ -765,8 +772,7 @@ class ScaleUpRunner:
         elif end >= refill_end - 1e-6 and integrator.projected_end(missing) > refill_end:
             ended = "refill"
         if closed_at is None:
-            closed_at = e.clock.now()
-            await self._close_valve(seg)
+            closed_at = await self._close_valve(seg)
         t_closed = max(closed_at, t_open)
         seg.collect_s = t_closed - t_open
         seg.collected_ml = plan.flow_ml_min * seg.collect_s / 60.0
@@ -805,10 +811,19 @@ class ScaleUpRunner:
         names = [n for n, s in self.protocol.stocks.items() if s.pump == pump]
         return ", ".join(names) or self.protocol.solvent.name
 
-    async def _close_valve(self, seg: _Segment) -> None:
+    async def _switch(self, seg: _Segment, position: str) -> float:
+        """Turn the collection valve; returns when it turned (the middle of the command: at
+        high clock speeds a command's round trip is many simulated seconds)."""
         fl = self.platform.fluidics
         assert fl.collection is not None
-        await self._steps(seg, [SetValve(fl.collection.valve, fl.collection.waste)])
+        before = self.e.clock.now()
+        await self._steps(seg, [SetValve(fl.collection.valve, position)])
+        return (before + self.e.clock.now()) / 2.0
+
+    async def _close_valve(self, seg: _Segment) -> float:
+        fl = self.platform.fluidics
+        assert fl.collection is not None
+        return await self._switch(seg, fl.collection.waste)
 
     async def _shutdown(self, seg: _Segment, why: str) -> Any:
         from .engine import _Outcome

@@ -86,7 +86,7 @@ def check_scale_up(p: Protocol, src: Source) -> list[Issue]:
 def check_scale_up_platform(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
     """Against the platform: a collection valve, pump limits at the conditions, reagents for
     the longest run, syringes large enough for the start-up."""
-    from .scaleup import plan_scale_up
+    from .scaleup import SYRINGE_MARGIN, plan_scale_up
     from .steps import InfeasibleConditions
 
     issues: list[Issue] = []
@@ -112,7 +112,7 @@ def check_scale_up_platform(p: Protocol, platform: Platform, src: Source) -> lis
     assert su is not None
     for pump, (q, capacity) in sorted(plan.syringes.items()):
         startup_ml = q * plan.startup_max_s / 60.0
-        if startup_ml >= capacity:
+        if startup_ml >= SYRINGE_MARGIN * capacity:
             issues.append(
                 src.issue(
                     ("scale_up", "steady_state", "max_time"),

@@ -237,3 +237,53 @@ async def _paused(env: Env, cid: int, task: asyncio.Task[Any]) -> bool:
             return True
         await asyncio.sleep(0.1)
     raise AssertionError(f"the run ended ({task.result()}) instead of pausing")
+
+
+async def test_syringe_refill_pauses_the_run_then_resume_completes(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A 1.2 mL catalyst syringe lasts about 45 min at the optimum: the run collects until the
+    syringe is nearly empty, pauses for the refill, and resumes with a new start-up."""
+    from robochem.protocols.scaleup import Chosen
+
+    sim = SimulatedPlatform(speed=1000, data_root=tmp_path / "nmr", seed=7)
+    await sim.start()
+    set_clock(sim.clock)
+    data = sim.platform()
+    data["devices"]["reactor"]["options"]["watchdog_s"] = 0
+    data["devices"]["pump-catalyst"]["options"] = {"syringe_volume_ml": 1.2}
+    platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
+    db = Database(sqlite_url)
+    lab = await connect_lab(platform)
+    env = Env(sim, platform, db, EventBus(db, clock=sim.clock), lab)
+    try:
+        optimum = {
+            "residence_time": 671.2, "light": 70.48, "catalyst_loading": 0.017264,
+            "concentration": 0.0848, "temperature": 26.73,
+        }  # fmt: skip
+        chosen = Chosen(1, "hat", near_optimum_protocol(), 0, optimum, 75.0, 1.33, {})
+        text = scale_up_protocol_text(chosen, 0.5, platform)
+        text = text.replace("max_time: 110 min", "max_time: 40 min")
+        text = text.replace("check_every: 12 min", "check_every: 6 min")
+        cid = create_campaign(db, text, platform=platform)
+        engine = env.engine(cid)
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(_paused(env, cid, task), 120)
+        assert "refill the syringes of pump-catalyst (catalyst)" in (engine.reason or "")
+        env.assert_safe()
+        report = env.summary(cid)["scale_up"]
+        assert report["segments"][0]["ended"] == "refill" and report["product_mmol"] < 0.5
+        await engine.resume()
+        assert await asyncio.wait_for(task, 120) is EngineState.COMPLETED
+        env.assert_safe()
+        report = env.summary(cid)["scale_up"]
+        assert [s["ended"] for s in report["segments"]] == ["refill", "target"]
+        assert report["product_mmol"] == pytest.approx(0.5, rel=0.05)
+        assert env.product_in_flask_mmol() == pytest.approx(0.5, rel=0.05)
+        # the syringe never ran dry: every collecting check stayed at the steady yield
+        collecting = [c["yield"] for c in checks(env, cid) if c["phase"] == "collecting"]
+        assert collecting and min(collecting) > 70.0, collecting
+    finally:
+        await lab.close()
+        await sim.stop()
+        db.dispose()
