@@ -168,6 +168,9 @@ class ProcessingOptions(_Strict):
     integration: Literal["lineshape", "window"] = "lineshape"
     #: ppm searched outside each region for neighbouring lines that spill in
     fit_margin_ppm: float = Field(default=0.12, gt=0, le=2)
+    #: relative SD of the soft prior that ties every other window's line width to the
+    #: internal standard's (one shim); 0 leaves the width free within 0.7–1.5×
+    width_prior: float = Field(default=0.02, ge=0, le=1)
 
 
 class QCThresholds(_Strict):

@@ -108,6 +108,7 @@ def _processing_dict(spec: Spectrum, config: AnalysisConfig) -> dict[str, Any]:
         "observe_mhz": spec.obs_mhz,
         "integration": config.processing.integration,
         "fit_margin_ppm": config.processing.fit_margin_ppm,
+        "width_prior": config.processing.width_prior,
         "config": config.model_dump(mode="json"),
     }
 
@@ -179,6 +180,7 @@ def analyze_folder(
         species,
         margin_ppm=config.processing.fit_margin_ppm,
         method=config.processing.integration,
+        width_prior=config.processing.width_prior,
     )
     by_role = {r.role: r for r in regions}
     std = by_role["internal_standard"]

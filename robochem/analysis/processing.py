@@ -104,7 +104,7 @@ def _dilate(mask: np.ndarray, width: int) -> np.ndarray:
     counts = np.zeros(n + 2 * width + 1, dtype=np.int32)
     np.cumsum(mask, dtype=np.int32, out=counts[width + 1 : width + 1 + n])
     counts[width + 1 + n :] = counts[width + n]
-    return counts[2 * width + 1 :] > counts[: n]
+    return counts[2 * width + 1 :] > counts[:n]
 
 
 def _phase_factors(p0_deg: float, p1_deg: float, size: int) -> np.ndarray:
