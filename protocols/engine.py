@@ -227,7 +227,7 @@ def create_campaign(
             protocol_sha256=hashlib.sha256(protocol_text.encode()).hexdigest(),
             status=CampaignStatus.CREATED,
             summary={
-                "planned_experiments": protocol.optimizer.budget,
+                "planned_experiments": 1 if protocol.scale_up else protocol.optimizer.budget,
                 "protocol_file": file,
                 "platform": platform.name if platform is not None else None,
             },

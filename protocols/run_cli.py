@@ -266,6 +266,8 @@ class _LiveView:
             TextColumn("{task.fields[step]}"),
         )  # fmt: skip
         budget = engine.protocol.optimizer.budget
+        if engine.protocol.scale_up is not None:
+            budget = 1  # one scale-up run (its segments are repeats)
         self.task = self.progress.add_task("experiments", total=budget, step="")
 
     def on_event(self, kind: str, payload: dict[str, Any]) -> None:
@@ -286,6 +288,16 @@ class _LiveView:
                 self.progress.update(self.task, completed=payload["told"])
         elif kind == "step":
             self.step = self.engine.progress.step or ""
+        elif kind == "scaleup.check" and payload.get("yield") is not None:
+            self.step = (
+                f"{payload.get('phase')}: NMR yield {payload['yield']:.1f} %, "
+                f"{payload.get('product_mmol', 0.0):.3g} mmol collected"
+            )
+        elif kind == "scaleup.report":
+            self.step = (
+                f"scale-up {payload.get('status')}: {payload.get('product_mmol', 0.0):.3g} mmol"
+            )
+            self.progress.update(self.task, completed=1)
         self.progress.update(self.task, step=self.step)
         if self.live is not None:
             self.live.update(self.render())

@@ -385,6 +385,32 @@ class ScaleUpRunner:
                     "status": "running",
                 }
                 campaign.summary = summary
+            crashed = summary.get("scale_up_current")
+            if crashed:
+                # the engine stopped during a segment (crash, kill): what reached the flask up
+                # to its last NMR check is kept; Engine._recover queued the repeat
+                report = dict(summary["scale_up"])
+                for key, part in (
+                    ("collected_ml", "collected_ml"),
+                    ("product_mmol", "product_mmol"),
+                    ("collection_s", "collect_s"),
+                ):
+                    report[key] = report.get(key, 0.0) + float(crashed.get(part, 0.0))
+                report["segments"] = [
+                    *report.get("segments", []),
+                    {
+                        "index": crashed.get("segment"),
+                        "collected_ml": crashed.get("collected_ml", 0.0),
+                        "product_mmol": crashed.get("product_mmol", 0.0),
+                        "collect_s": crashed.get("collect_s", 0.0),
+                        "steady_yield_percent": None,
+                        "ended": "interrupted",
+                        "reason": "the engine stopped while it ran (up to its last NMR check)",
+                    },
+                ]
+                summary["scale_up"] = report
+                summary.pop("scale_up_current", None)
+                campaign.summary = summary
             count = session.scalar(
                 select(func.count(Experiment.id)).where(Experiment.campaign_id == e.campaign_id)
             )
