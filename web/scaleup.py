@@ -124,9 +124,11 @@ def scale_up_data(campaign_id: CampaignId, ctx: Ctx, _: Viewer) -> ScaleUpData:
 
     text, summary = _campaign_text(ctx, campaign_id)
     try:
-        is_scale_up = isinstance((yaml.safe_load(text) or {}).get("scale_up"), dict)
+        document = yaml.safe_load(text)
     except yaml.YAMLError:
-        is_scale_up = False
+        document = None
+    # A stored protocol need not be a mapping (found by tests/web/test_openapi_fuzz.py).
+    is_scale_up = isinstance(document, dict) and isinstance(document.get("scale_up"), dict)
     events = ctx.bus.history(campaign_id=campaign_id, kinds=EVENT_KINDS, limit=100_000)
     start = min((e.payload.get("t_s") for e in events if e.payload.get("t_s")), default=None)
     checks = []
