@@ -18,11 +18,16 @@ devices produce a reading every 0.25 s (4 Hz, random phase).
    records, for every reading, receive time minus produce time on two paths: the bus event
    (what campaign and step updates use) and the device snapshot (what the lab page draws,
    polled every ``device_poll_s`` = 0.1 s). Both processes share the machine clock.
-2. **Status throughput.** Requests/s of ``GET /api/status`` with a Bearer token, from
-   this process over ``--concurrency`` keep-alive connections for ``--seconds``, best and
-   median of ``--rounds``. The load generator is a minimal asyncio HTTP/1.1 client (as
-   wrk or ab would be) so that on a 2-core machine the client does not eat the core the
-   server needs; every response is checked (status 200, JSON body).
+2. **Status throughput.** Requests/s of ``GET /api/status`` with a Bearer token, and with
+   a browser session cookie (logged in through the form), from this process over
+   ``--concurrency`` keep-alive connections for ``--seconds``, best and median of
+   ``--rounds``, with the server's CPU time per request (from /proc). The load generator
+   is a minimal asyncio HTTP/1.1 client (as wrk or ab would be) so that on a 2-core
+   machine the client does not eat the core the server needs; every response is checked
+   (status 200, JSON body). One round with ``httpx.AsyncClient`` is printed for
+   comparison: it costs ~3 ms of client CPU per request and saturates first.
+
+``--profile FILE`` writes the server's cProfile (``python -m pstats FILE``).
 
 Targets (issue 8): latency median <= 250 ms; >= 300 requests/s on 2 cores.
 """
