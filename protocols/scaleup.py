@@ -361,6 +361,8 @@ class ScaleUpRunner:
         self.protocol = engine.protocol
         self.platform = engine.platform
         self.plan = plan_scale_up(engine.protocol, engine.platform)
+        #: how long an acquisition takes (the instrument's estimate), clock seconds
+        self.acquire_s = acquisition_for(engine.protocol).estimate_s
 
     # -- storage ------------------------------------------------------------------------------
     def _init(self) -> None:
@@ -758,6 +760,10 @@ class ScaleUpRunner:
                 break
             if now >= end - 1e-6:
                 break
+            if now + self.acquire_s > end:
+                # the spectrum could not be taken before the valve closes: no check
+                await self._sleep_until(end)
+                continue
             # the check runs while the flask keeps filling; the valve closes on time
             last_check = now
             check = asyncio.ensure_future(self._check(seg, "collecting"))

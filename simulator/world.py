@@ -140,6 +140,22 @@ class VirtualLab:
         for name in self.layout.pressure_pumps:
             self.servers[name].pressure_source = lambda _flow: self.pressure_bar(update=True)
         self.servers[self.layout.nmr].spectrum_source = self.spectrum
+        # A command that changes where liquid flows (pump rate, start/stop, a valve) first
+        # brings the world to its instant, so the interval before it keeps the old state
+        # (a tick is 20 ms of wall time, 20 s of simulated time at x1000).
+        valves = (self.layout.collection_valve, self.layout.selector_valve)
+        for name in (*self.layout.pumps, *valves):
+            if name is not None and name in self.servers:
+                self._update_before_commands(self.servers[name])
+
+    def _update_before_commands(self, server: Any) -> None:
+        handle = server.handle
+
+        def handle_at_now(request: bytes) -> bytes | None:
+            self.update()
+            return handle(request)
+
+        server.handle = handle_at_now
 
     # -- reading the devices ---------------------------------------------------------
     def _flow_ml_min(self, name: str) -> float:
