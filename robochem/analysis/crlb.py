@@ -85,7 +85,8 @@ def yield_crlb(
             lines.append((s, float(wi / w.sum()), i - (w.size - 1) / 2.0))
     n_lines = len(lines)
     # line-level Jacobian: amplitude, frequency of every line; then width, p0, p1
-    jac = np.empty((n_points, 2 * n_lines + 3), dtype=complex)
+    # one row per parameter (rows are contiguous: much faster to fill than columns)
+    jac = np.empty((2 * n_lines + 3, n_points), dtype=complex)
     total = np.zeros(n_points, dtype=complex)
     total_f = np.zeros(n_points, dtype=complex)
     for m, (s, w, pos) in enumerate(lines):
@@ -94,21 +95,25 @@ def yield_crlb(
         frac = 0.5 - delta / bandwidth_hz  # fractional position, 0 at the high-ppm edge
         unit = np.exp(1j * (p1 * frac - 2.0 * np.pi * delta * t)) * decay
         amp = sp.area * w
-        jac[:, m] = unit
-        jac[:, n_lines + m] = amp * unit * (-2j * np.pi * t - 1j * p1 / bandwidth_hz)
+        jac[m] = unit
+        jac[n_lines + m] = amp * unit * (-2j * np.pi * t - 1j * p1 / bandwidth_hz)
         total += amp * unit
         total_f += amp * frac * unit
-    jac[:, 2 * n_lines] = -np.pi * t * total
-    jac[:, 2 * n_lines + 1] = 1j * total
-    jac[:, 2 * n_lines + 2] = 1j * total_f
+    jac[2 * n_lines] = -np.pi * t * total
+    jac[2 * n_lines + 1] = 1j * total
+    jac[2 * n_lines + 2] = 1j * total_f
+
+    # Fisher information of the line-level parameters; other parametrisations follow as
+    # Tᵀ·F·T for the Jacobian T of the line parameters with respect to theirs
+    re, im = np.ascontiguousarray(jac.real), np.ascontiguousarray(jac.imag)
+    fisher_lines = (re @ re.T + im @ im.T) / noise_sd**2
 
     def relative_sd(transform: np.ndarray, grad: np.ndarray) -> float:
-        j = jac @ transform
-        # columns differ by orders of magnitude: scale before inverting
-        scale = np.sqrt(np.sum(np.abs(j) ** 2, axis=0))
-        scale[scale == 0] = 1.0
-        fisher = (j.conj().T @ j).real / np.outer(scale, scale) / noise_sd**2
-        cov = np.linalg.pinv(fisher, rcond=1e-13) / np.outer(scale, scale)
+        fisher = transform.T @ fisher_lines @ transform
+        # parameters differ by orders of magnitude: scale before inverting
+        scale = np.sqrt(np.maximum(np.diag(fisher), 1e-300))
+        cov = np.linalg.pinv(fisher / np.outer(scale, scale), rcond=1e-13)
+        cov /= np.outer(scale, scale)
         return float(np.sqrt(max(grad @ cov @ grad, 0.0)))
 
     # free lines: parameters are the line parameters themselves
