@@ -291,6 +291,61 @@ def _seed_peaks(y: np.ndarray, sigma: float, min_sep: int) -> np.ndarray:
     return peaks
 
 
+#: Δχ² a line at a missed local maximum (itself ≥ 5σ) must gain to be kept: a 3σ
+#: likelihood-ratio test (25 recovered fewer lines: 19F SNR 200 mean |error| 0.85, not 0.78)
+MISSED_LINE_DCHI2 = 9.0
+
+
+def _add_missed_maxima(
+    x: np.ndarray,
+    y: np.ndarray,
+    centers: np.ndarray,
+    gamma: float,
+    theta: float,
+    coef: np.ndarray,
+    gamma_bounds: tuple[float, float],
+    sigma: float,
+    gamma_prior: tuple[float, float] | None,
+    corr: float,
+) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Try a line at every clear local maximum of the data that no fitted line sits on.
+
+    A weak multiplet beside a much stronger one can lose lines: a seed that fails the
+    prominence test (it sits on the neighbour's flank) or a line the fit pulls onto
+    another; the neighbours' dispersion (the window's residual phase) and the offset then
+    absorb much of it, so the residual no longer shows it to the matched filter. Each
+    local maximum ≥ 5σ (and ≥ 1 % of the window maximum) farther than 1.5 widths from
+    every fitted line is tried as an extra line, tallest first, and kept when the fit
+    improves by more than :data:`MISSED_LINE_DCHI2`.
+    """
+    ymax = float(y.max())
+    cand, _ = find_peaks(y, height=max(5.0 * sigma, 0.01 * ymax))
+    cand = [k for k in cand if float(np.min(np.abs(x[k] - centers))) > 1.5 * gamma]
+    if not cand or centers.size >= 24:
+        return centers, gamma, theta, coef
+    var = sigma * sigma * corr
+    res = y - _basis(x, centers, gamma, theta) @ coef
+    cost = float(res @ res)
+    for k in sorted(cand, key=lambda i: -y[i])[:4]:
+        if float(np.min(np.abs(x[k] - centers))) <= 1.5 * gamma:
+            continue  # an earlier addition moved onto it
+        trial = np.append(centers, x[k])
+        # cheap screen first: the extra line at the maximum, width and phase as fitted,
+        # amplitudes re-solved; only a promising candidate gets the full non-linear fit
+        basis = _basis(x, trial, gamma, theta)
+        quick = basis @ _solve_linear(basis, y) - y
+        if (cost - float(quick @ quick)) / var <= MISSED_LINE_DCHI2:
+            continue
+        c2, g2, t2, coef2 = _fit(x, y, trial, gamma, theta, gamma_bounds, sigma, gamma_prior)
+        if np.any(coef2[:-1] <= 2.0 * sigma * g2):
+            continue
+        res2 = y - _basis(x, c2, g2, t2) @ coef2
+        cost2 = float(res2 @ res2)
+        if (cost - cost2) / var > MISSED_LINE_DCHI2:
+            centers, gamma, theta, coef, cost = c2, g2, t2, coef2, cost2
+    return centers, gamma, theta, coef
+
+
 def _half_width_points(y: np.ndarray, k: int) -> float:
     half = y[k] / 2.0
     a = k
@@ -517,6 +572,9 @@ def _fit_window(
         )
     if np.any(coef[:-1] <= 0):
         return empty
+    centers, gamma, theta, coef = _add_missed_maxima(
+        x, y, centers, gamma, theta, coef, gamma_bounds, sigma, gamma_prior, corr
+    )
     res = y - _basis(x, centers, gamma, theta) @ coef
     # residual relative to the noise, but never below 0.2 % of the window's tallest point:
     # at very high SNR a perfect-looking fit still leaves lineshape details above the noise
