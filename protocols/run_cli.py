@@ -231,6 +231,9 @@ async def _run(
                 loop.remove_signal_handler(sig)
     reason = f": {engine.reason}" if engine.reason else ""
     console.print(f"campaign {campaign_id} {state}{reason}")
+    if engine.protocol.scale_up is not None:
+        for line in _scale_up_lines(db, campaign_id):
+            console.print(line)
     if state is EngineState.COMPLETED:
         return 0
     if state is EngineState.PAUSED:
@@ -242,6 +245,33 @@ async def _run(
     if state is EngineState.ABORTED:
         return EXIT_ABORTED
     return 1
+
+
+def _scale_up_lines(db: Any, campaign_id: int) -> list[str]:
+    """The scale-up report (docs/scale-up.md) in a few lines."""
+    from robochem.storage.models import Campaign
+
+    from .scaleup import scale_up_report
+
+    with db.session() as session:
+        row = session.get(Campaign, campaign_id)
+        summary = dict(row.summary or {}) if row is not None else {}
+    if "scale_up" not in summary:
+        return []
+    r = scale_up_report(summary)
+
+    def fmt(value: Any, digits: int = 4) -> str:
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    return [
+        f"scale-up {r.get('status')}: {fmt(r.get('product_mmol'))} of "
+        f"{fmt(r.get('target_mmol'))} mmol (from the NMR yields), "
+        f"{fmt(r.get('collected_ml'))} mL collected in {r.get('collection_s', 0) / 60:.1f} min",
+        f"mean yield {fmt(r['mean_yield_percent'], 3)} %, productivity "
+        f"{fmt(r['productivity_mmol_h'])} mmol/h, space-time yield "
+        f"{fmt(r['space_time_yield_mmol_l_h'])} mmol/(L h), {r.get('checks', 0)} NMR checks, "
+        f"{len(r.get('segments', []))} segment(s)",
+    ]
 
 
 def _dump_tasks() -> None:

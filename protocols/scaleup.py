@@ -361,8 +361,8 @@ class ScaleUpRunner:
         self.protocol = engine.protocol
         self.platform = engine.platform
         self.plan = plan_scale_up(engine.protocol, engine.platform)
-        #: how long an acquisition takes (the instrument's estimate), clock seconds
-        self.acquire_s = acquisition_for(engine.protocol).estimate_s
+        #: how long the last NMR check took (acquisition + analysis), clock seconds
+        self.check_s = acquisition_for(engine.protocol).estimate_s
 
     # -- storage ------------------------------------------------------------------------------
     def _init(self) -> None:
@@ -667,7 +667,7 @@ class ScaleUpRunner:
             recipe=self.plan.recipe, steps=[], flow_ml_min=self.plan.flow_ml_min, use_ml={}
         )
         result: AnalysisResult | None = None
-        t_sample = e.clock.now()
+        t_sample = started = e.clock.now()
         for _ in range(1 + e.policy.remeasure):
             t0 = e.clock.now()
             acquisition = await e._acquire(seg.exp_id, seg.index, acquire)
@@ -680,6 +680,7 @@ class ScaleUpRunner:
                 experiment_id=seg.exp_id,
             )  # fmt: skip
         assert result is not None
+        self.check_s = e.clock.now() - started
         seg.checks += 1
         y = result.yield_percent if result.status != "rejected" else None
         await e._publish(
@@ -760,8 +761,10 @@ class ScaleUpRunner:
                 break
             if now >= end - 1e-6:
                 break
-            if now + self.acquire_s > end:
-                # the spectrum could not be taken before the valve closes: no check
+            if now + min(self.check_s, plan.check_every_s / 2) > end:
+                # the check would end after the valve closes (it could change nothing that is
+                # collected): none. Capped at half an interval, so that slow analyses (a fast
+                # simulated clock) do not switch the monitoring off.
                 await self._sleep_until(end)
                 continue
             # the check runs while the flask keeps filling; the valve closes on time
