@@ -69,9 +69,10 @@ def test_yield_errors_match_reported_uncertainty_at_low_snr(nucleus: str, n_poin
     snrs = _log_uniform(np.random.default_rng(8), 50.0, 500.0, 16)
     rows = _run(nucleus, snrs, 200, n_points)
     z = rows[:, 0] / rows[:, 1]
-    # the reported uncertainty is right from SNR ~100 up; below that (and for 19F, with its
-    # coarser digital resolution) it is low by up to ~2x — see docs/nmr-analysis.md
-    limit = 2.0 if nucleus == "1H" else 2.5
+    # the reported uncertainty describes the errors (rms z ~1) for 1H; for 19F at SNR
+    # 50-200 a few weak multiplet lines are still missed (bias, not noise), which the SD
+    # does not cover — see docs/nmr-analysis.md. On these seeds: 1H 1.39, 19F 1.84
+    limit = 1.6 if nucleus == "1H" else 2.2
     assert np.sqrt(np.mean(z**2)) <= limit, f"rms z {np.sqrt(np.mean(z**2)):.2f}"
     assert abs(rows[:, 0].mean()) <= 1.0  # no gross bias
     assert np.abs(rows[:, 0]).max() <= 6.0  # no wild outliers
