@@ -454,7 +454,7 @@ class ScaleUpRunner:
             if exp_id is None:
                 report = scale_up_report({"scale_up": await asyncio.to_thread(self._report)})
                 why = f" ({report['reason']})" if report.get("reason") else ""
-                e.reason = e.reason or (
+                e.reason = (
                     f"scale-up {report.get('status')}: {report.get('product_mmol', 0):.3g} of "
                     f"{report.get('target_mmol', 0):.3g} mmol collected{why}"
                 )
@@ -799,6 +799,7 @@ class ScaleUpRunner:
                 break
             seg.product_mmol = integrator.mmol
             seg.collect_s = e.clock.now() - t_open
+            seg.collected_ml = plan.flow_ml_min * seg.collect_s / 60.0
             await asyncio.to_thread(self._store_progress, seg, "scale-up: collecting")
         if drift is not None:
             ended = "drift"

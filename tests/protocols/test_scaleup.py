@@ -219,6 +219,7 @@ async def test_lamp_degradation_is_detected_within_two_checks(env: Env, policy: 
         env.assert_safe()
         report = env.summary(cid)["scale_up"]
         assert report["status"] == "completed"
+        assert (engine.reason or "").startswith("scale-up completed: ")
         assert [s["ended"] for s in report["segments"]] == ["drift", "target"]
         assert report["product_mmol"] == pytest.approx(1.0, rel=0.05)
         in_flask = env.product_in_flask_mmol() - before
