@@ -578,6 +578,8 @@ class ScaleUpRunner:
                     report["status"] = "aborted"
                 elif seg.ended == "target":
                     report["status"] = "completed"
+                elif seg.ended == "stopped":
+                    report["status"] = "stopped by the operator"
                 else:
                     report["status"] = f"stopped ({seg.ended or outcome.kind})"
                 report["reason"] = outcome.reason or None
