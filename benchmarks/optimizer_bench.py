@@ -157,6 +157,7 @@ METHODS: dict[str, Callable[[Problem, int, int], list[dict[str, Any]]]] = {
     "ours-batch4": _ours({"_batch": 4}),
     "ours-liar4": _ours({"_batch": 4, "batch": {"method": "liar"}}),
     "ours-parego": _ours({"strategy": "parego"}),
+    "ours-mle": _ours({"surrogate": {"length_scale_prior": None}}),
     "ours-ehvi": _ours({"strategy": "ehvi"}),
 }
 DEFAULT_METHODS = [OURS, "random", "lhs", "skopt"]

@@ -191,18 +191,39 @@ PROBLEM_NAMES = ("branin", "branin_noisy", "hartmann6", "hartmann6_noisy", "reac
                  "reaction_failures", "reaction_2obj", *PRESET_NAMES)
 
 
+def _example_log_variables(name: str) -> set[str]:
+    """Variables the shipped example protocol of a preset searches on a log scale: the
+    benchmark searches the space a chemist running that example would (the preset's own
+    units and bounds, the protocol's scales)."""
+    from pathlib import Path
+
+    import yaml
+
+    import robochem.protocols
+
+    path = Path(robochem.protocols.__file__).parent / "examples" / f"{name}.yaml"
+    if not path.exists():
+        return set()
+    data = yaml.safe_load(path.read_text())
+    return {k for k, v in (data.get("variables") or {}).items()
+            if isinstance(v, dict) and v.get("log")}
+
+
 def preset_problem(name: str, noise: float = 1.5, budget: int = 30) -> Problem:
     """A virtual-lab preset through the ``reactions predict`` oracle, yield objective,
     with ``noise`` % (absolute) added; the optimum is the preset's documented one."""
     from robochem.simulator.reactions import PRESETS, predict
 
     preset = PRESETS[name]
+    log_scale = _example_log_variables(name)
     variables: dict[str, Any] = {}
     for v in preset.variables:
         if v.categorical:
             variables[v.name] = {"choices": list(v.choices)}
         else:
             variables[v.name] = {"low": float(v.low), "high": float(v.high)}  # type: ignore[arg-type]
+            if v.name in log_scale:
+                variables[v.name]["log"] = True
 
     def func(p: Point) -> Result:
         return {"yield": float(predict(preset, p)["yield"])}

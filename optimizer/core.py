@@ -27,7 +27,12 @@ from .objectives import (
     scalarise,
 )
 from .space import Space
-from .surrogate import FeasibilityModel, GPModel, transform_output
+from .surrogate import (
+    DEFAULT_LENGTH_SCALE_PRIOR,
+    FeasibilityModel,
+    GPModel,
+    transform_output,
+)
 
 STATE_FORMAT = "robochem.optimizer/1"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +43,8 @@ _TOP_KEYS = {
 _ACQ_KEYS = {"function", "xi", "kappa"}
 _BATCH_KEYS = {"method", "liar"}
 _STOP_KEYS = {"budget", "target", "patience", "min_improvement", "ei_threshold"}
-_SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform", "min_success_probability"}
+_SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform", "min_success_probability",
+                   "length_scale_prior"}
 _SEARCH_KEYS = {"candidates", "local", "enumerate_limit"}
 
 DEFAULTS: dict[str, Any] = {
@@ -50,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "batch": {"method": "believer", "liar": "min"},
     "stopping": {},
     "surrogate": {"restarts": 2, "outlier_z": 4.0, "output_transform": "none",
-                  "min_success_probability": 0.3},
+                  "min_success_probability": 0.3,
+                  "length_scale_prior": list(DEFAULT_LENGTH_SCALE_PRIOR)},
     "search": {"candidates": 2000, "local": 3, "enumerate_limit": 20000},
 }
 
@@ -158,6 +165,14 @@ class Optimizer:
             sur["min_success_probability"], "surrogate 'min_success_probability'", 0.0)
         if sur["output_transform"] not in ("none", "rank", "log"):
             raise SpecError("surrogate 'output_transform' must be 'none', 'rank' or 'log'")
+        prior = sur["length_scale_prior"]
+        if prior is not None:
+            if (not isinstance(prior, (list, tuple)) or len(prior) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
+                           for v in prior)):
+                raise SpecError("surrogate 'length_scale_prior' must be null or "
+                                f"[shape, rate] with both > 0, got {prior!r}")
+            sur["length_scale_prior"] = [float(prior[0]), float(prior[1])]
         self.surrogate = sur
 
         search = _section(spec, "search", _SEARCH_KEYS)
@@ -410,7 +425,7 @@ class Optimizer:
         scores = self._scores(ok)
         if by == "model" and len(ok) >= 3:
             x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
-            model = GPModel(restarts=1, seed=self.seed).fit(x, scores)
+            model = self._gp_model(self.seed, restarts=1).fit(x, scores)
             scores, _ = model.predict(x)
         elif by not in ("observed", "model"):
             raise ValueError("by must be 'observed' or 'model'")
@@ -606,13 +621,20 @@ class Optimizer:
             self._grid_cache = z
         return self._grid_cache
 
+    def _gp_model(self, seed: int, restarts: int | None = None) -> GPModel:
+        prior = self.surrogate["length_scale_prior"]
+        return GPModel(
+            self.surrogate["restarts"] if restarts is None else restarts,
+            self.surrogate["outlier_z"], seed, None if prior is None else tuple(prior),
+            self.space.continuous_columns())
+
     def _fit_model(
         self, ok: Sequence[Mapping[str, Any]], scores: np.ndarray
     ) -> tuple[GPModel, np.ndarray]:
         x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
         y = transform_output(scores, self.surrogate["output_transform"])
         seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
-        model = GPModel(self.surrogate["restarts"], self.surrogate["outlier_z"], seed).fit(x, y)
+        model = self._gp_model(seed).fit(x, y)
         return model, y
 
     def _acquire(
@@ -791,7 +813,7 @@ class Optimizer:
         """
         x_ok = self.space.encode(self.space.from_points([o["point"] for o in ok]))
         seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
-        models = [GPModel(self.surrogate["restarts"], self.surrogate["outlier_z"], seed)
+        models = [self._gp_model(seed)
                   .fit(x_ok, f[:, j]) for j in range(2)]
         ref = self.reference_point()
         front = f[pareto_mask(f)]

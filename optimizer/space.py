@@ -321,5 +321,14 @@ class Space:
                 parts.append(z[:, j : j + 1])
         return np.hstack(parts)
 
+    def continuous_columns(self) -> np.ndarray:
+        """Mask of the encoded columns that come from continuous or integer variables (not
+        from a categorical's one-hot or descriptor columns)."""
+        mask: list[bool] = []
+        for v in self.variables:
+            width = self._cat_tables[v.name].shape[1] if v.kind == "categorical" else 1
+            mask += [v.kind != "categorical"] * width
+        return np.array(mask, dtype=bool)
+
     def contains(self, point: Mapping[str, Any]) -> bool:
         return all(v.name in point and v.contains(point[v.name]) for v in self.variables)

@@ -13,7 +13,8 @@ from robochem.optimizer import Optimizer
 def test_bo_beats_random_search_on_branin(branin_spec: dict[str, Any], branin_fn: Any) -> None:
     budget = 20
     bo_best, rnd_best = [], []
-    for seed in range(3):
+    # ten seeds: with three, one unlucky run decided the median either way
+    for seed in range(10):
         opt = Optimizer.from_spec({**branin_spec, "seed": seed})
         for _ in range(budget):
             p = opt.ask(1)
