@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from robochem.optimizer import ConstraintError, Optimizer, SpecError, StateError
@@ -60,6 +61,9 @@ def test_integer_and_log_variables_are_typed_and_in_range() -> None:
         ({"stopping": {"budget": 0}}, "budget"),
         ({"stopping": {"target": {"nope": 1}}}, "target"),
         ({"batch": {"method": "thompson"}}, "believer"),
+        ({"surrogate": {"length_scale_prior": [0, 6]}}, "length_scale_prior"),
+        ({"surrogate": {"length_scale_prior": [3]}}, "length_scale_prior"),
+        ({"surrogate": {"length_scale_prior": "gamma"}}, "length_scale_prior"),
     ],
 )
 def test_bad_specs_raise_spec_error(patch: dict[str, Any], message: str) -> None:
@@ -112,3 +116,24 @@ def test_descriptor_encoding_is_validated() -> None:
     opt = Optimizer.from_spec({**base, "variables": {"c": {
         "choices": ["a", "b", "c"], "descriptors": {"a": [0, 1], "b": [1, 1], "c": [2, 1]}}}})
     assert opt.space.encoded_width == 1  # the constant column is dropped
+
+
+def test_length_scale_prior_keeps_a_weak_variable_in_the_model() -> None:
+    """With six noisy points a plain likelihood fit may call a variable irrelevant (length
+    scale at its bound); the default prior keeps every length scale within the box."""
+    from robochem.optimizer.surrogate import LENGTH_SCALE_BOUNDS, GPModel
+
+    rng = np.random.default_rng(5)
+    x = rng.random((6, 3))
+    y = 60 * np.exp(-((x[:, 0] - 0.4) ** 2) / 0.1) + 3 * x[:, 1] + rng.normal(0, 1.5, 6)
+    mle = GPModel(restarts=2, seed=0, length_scale_prior=None).fit(x, y)
+    assert np.isclose(mle.length_scales.max(), LENGTH_SCALE_BOUNDS[1])
+    map_fit = GPModel(restarts=2, seed=0).fit(x, y)
+    assert map_fit.length_scales.max() < 3.0
+
+
+def test_length_scale_prior_is_part_of_the_state(issue_spec: dict[str, Any]) -> None:
+    spec = {**issue_spec, "surrogate": {"length_scale_prior": None}}
+    opt = Optimizer.from_spec(spec)
+    assert Optimizer.from_state(opt.state()).spec()["surrogate"]["length_scale_prior"] is None
+    assert Optimizer.from_spec(issue_spec).spec()["surrogate"]["length_scale_prior"] == [2.0, 6.0]
