@@ -16,16 +16,24 @@ import multiprocessing as mp
 import sys
 import time
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from benchmarks import chem_descriptors
 from robochem.optimizer import Optimizer
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "direct_arylation.csv"
-PUBLISHED = {"EDBO (50 runs)": (74.1, 91.6, 97.5), "random (500 seeds)": (66.0, 78.1, 83.8)}
+# Mean best yield after 10 / 20 / 30 experiments (shared/data/README.md).
+PUBLISHED = {"EDBO (published, 50 runs)": (74.1, 91.6, 97.5),
+             "experts (50 chemists)": (79.8, 87.5, 92.2),
+             "random (500 seeds)": (66.0, 78.1, 83.8)}
+MARKS = (10, 20, 30)
+TARGET = 99.0
 COLUMNS = {"base": "Base_SMILES", "ligand": "Ligand_SMILES", "solvent": "Solvent_SMILES",
            "concentration": "Concentration", "temperature": "Temp_C"}
 
@@ -48,18 +56,38 @@ def load(path: Path = DATA) -> tuple[dict[tuple[Any, ...], float], dict[str, lis
     return table, levels
 
 
+ENCODINGS = ("descriptors", "raw", "onehot")
+ORDINALS = ("descriptor", "integer")
+ORDERED = ("concentration", "temperature")
+CHEMICALS = ("base", "ligand", "solvent")
+
+
 def spec_for(levels: dict[str, list[Any]], seed: int, batch: int,
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The optimiser spec: chemical choices one-hot, numeric levels as 1-D descriptors."""
+             overrides: dict[str, Any] | None = None, encoding: str = "descriptors",
+             components: int | None = 3, ordinal: str = "descriptor") -> dict[str, Any]:
+    """The optimiser spec. Temperature and concentration are ordered levels: categorical
+    with their value as a 1-D descriptor (``ordinal="descriptor"``) or an integer level
+    index 0, 1, 2 (``ordinal="integer"``; an ordinary numeric variable of the optimiser).
+    Chemicals: ``descriptors`` = RDKit descriptors of each ligand/base/solvent, standardised
+    and reduced to at most ``components`` principal components per chemical type; ``raw`` =
+    the standardised descriptors without projection; ``onehot`` = no descriptors."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     variables: dict[str, Any] = {}
     for name in COLUMNS:
         choices = sorted(levels[name])
-        if name in ("concentration", "temperature"):
+        if name in ORDERED and ordinal == "integer":
+            variables[name] = {"type": "integer", "low": 0, "high": len(choices) - 1}
+        elif name in ORDERED:
             # ordered levels: a descriptor keeps their order and spacing for the GP
             variables[name] = {"choices": [str(c) for c in choices],
                                "descriptors": {str(c): [c] for c in choices}}
-        else:
+        elif encoding == "onehot":
             variables[name] = {"choices": choices}
+        else:
+            vectors = chem_descriptors.reduced_descriptors(
+                choices, components if encoding == "descriptors" else None)
+            variables[name] = {"choices": choices, "descriptors": vectors}
     spec = {"variables": variables, "objectives": {"yield": {"goal": "maximize"}},
             "initial_experiments": batch, "seed": seed,
             "surrogate": {"output_transform": "none"}}
@@ -67,27 +95,105 @@ def spec_for(levels: dict[str, list[Any]], seed: int, batch: int,
     return spec
 
 
-def run(args: tuple[int, int, int, dict[str, Any]]) -> list[float]:
+def grid_key(point: dict[str, Any], levels: dict[str, list[Any]]) -> tuple[Any, ...]:
+    """The table key of a suggestion (every variable is discrete: it is on the grid)."""
+    key: list[Any] = []
+    for k in COLUMNS:
+        value = point[k]
+        if k in ORDERED:
+            value = sorted(levels[k])[value] if isinstance(value, int) else float(value)
+        key.append(value)
+    return tuple(key)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One benchmark configuration (the defaults are the benchmark's default)."""
+
+    batch: int = 5
+    budget: int = 30
+    encoding: str = "descriptors"
+    components: int | None = 3
+    ordinal: str = "descriptor"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def run(seed: int, settings: Settings = Settings(), path: Path = DATA) -> list[float]:
+    """One campaign; the best yield so far after every experiment."""
     warnings.filterwarnings("ignore")
     threadpool_limits(1)
-    seed, batch, budget, overrides = args
-    table, levels = load()
-    opt = Optimizer.from_spec(spec_for(levels, seed, batch, overrides))
+    table, levels = load(path)
+    spec = spec_for(levels, seed, settings.batch, settings.overrides, settings.encoding,
+                    settings.components, settings.ordinal)
+    opt = Optimizer.from_spec(spec)
     best, trace = -np.inf, []
     seen: set[tuple[Any, ...]] = set()
-    while len(trace) < budget:
-        points = opt.ask(min(batch, budget - len(trace)))
-        keys = {tuple(p.values()) for p in points}
-        if len(keys) < len(points) or keys & seen:
+    while len(trace) < settings.budget:
+        points = opt.ask(min(settings.batch, settings.budget - len(trace)))
+        keys = [grid_key(p, levels) for p in points]
+        if len(set(keys)) < len(keys) or set(keys) & seen:
             raise AssertionError("a condition was suggested twice")
-        seen |= keys
-        ys = [table[tuple(float(p[k]) if k in ("concentration", "temperature") else p[k]
-                          for k in COLUMNS)] for p in points]
+        seen |= set(keys)
+        # every variable is categorical, so each suggestion is a grid point of the table
+        ys = [table[key] for key in keys]
         opt.tell(points, ys)
         for y in ys:
             best = max(best, y)
             trace.append(best)
     return trace
+
+
+def _run_job(job: tuple[int, Settings]) -> list[float]:
+    return run(*job)
+
+
+def replay(seeds: Sequence[int], settings: Settings = Settings(), workers: int = 1,
+           progress: bool = False) -> np.ndarray:
+    """Traces of the given seeds, one row per seed (in seed order)."""
+    jobs = [(s, settings) for s in seeds]
+    if workers <= 1:
+        rows = []
+        for i, job in enumerate(jobs, 1):
+            rows.append(_run_job(job))
+            if progress:
+                print(f"\r{i}/{len(jobs)} runs", end="", file=sys.stderr, flush=True)
+    else:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            rows = []
+            for i, tr in enumerate(pool.imap(_run_job, jobs), 1):
+                rows.append(tr)
+                if progress:
+                    print(f"\r{i}/{len(jobs)} runs", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return np.array(rows)
+
+
+def summary(traces: np.ndarray, marks: Sequence[int] = MARKS) -> dict[str, Any]:
+    """Mean and median best yield after each mark, and how many runs reach >= 99 %."""
+    marks = [m for m in marks if m <= traces.shape[1]]
+    return {"mean": [float(traces[:, m - 1].mean()) for m in marks],
+            "median": [float(np.median(traces[:, m - 1])) for m in marks],
+            "hits": int((traces[:, -1] >= TARGET).sum()), "runs": len(traces),
+            "marks": marks}
+
+
+def table_text(result: dict[str, Any], label: str = "robochem") -> str:
+    """The robochem row next to the published figures, as printed by the benchmark."""
+    marks = result["marks"]
+    budget = marks[-1] if marks else 0
+    head = (f"{'strategy':<26}" + "".join(f"{'mean ' + str(m):>9}" for m in marks)
+            + "".join(f"{'median ' + str(m):>11}" for m in marks) + f"{'>=99 %':>10}")
+    lines = [head]
+    hits = f"{result['hits']}/{result['runs']}"
+    lines.append(f"{label:<26}" + "".join(f"{v:>9.1f}" for v in result["mean"])
+                 + "".join(f"{v:>11.1f}" for v in result["median"]) + f"{hits:>10}")
+    for name, vals in PUBLISHED.items():
+        lines.append(f"{name:<26}" + "".join(f"{v:>9.1f}" for v in vals[: len(marks)])
+                     + "".join(f"{'-':>11}" for _ in marks) + f"{'-':>10}")
+    lines.append(f"(>=99 %: runs reaching {TARGET:g} % yield within {budget} experiments; "
+                 "published medians and hit counts are not available)")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,31 +202,41 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--batch", type=int, default=5)
     parser.add_argument("--budget", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--encoding", default="descriptors", choices=ENCODINGS)
+    parser.add_argument("--components", type=int, default=3,
+                        help="principal components per chemical type (descriptors encoding)")
+    parser.add_argument("--ordinal", default="descriptor", choices=ORDINALS,
+                        help="temperature and concentration: 1-D descriptor or level index")
     parser.add_argument("--transform", default="none", choices=["none", "rank", "log"])
     parser.add_argument("--acquisition", default="ei", choices=["ei", "pi", "lcb"])
+    parser.add_argument("--xi", type=float, default=None)
+    parser.add_argument("--batch-method", default="believer", choices=["believer", "liar"])
+    parser.add_argument("--liar", default="min", choices=["min", "mean", "max"])
+    parser.add_argument("--initial", type=int, default=None,
+                        help="initial design size (default: one batch)")
     args = parser.parse_args(argv)
-    overrides = {"surrogate": {"output_transform": args.transform},
-                 "acquisition": {"function": args.acquisition}}
-    jobs = [(s, args.batch, args.budget, overrides) for s in range(args.seeds)]
+    acq: dict[str, Any] = {"function": args.acquisition}
+    if args.xi is not None:
+        acq["xi"] = args.xi
+    overrides: dict[str, Any] = {"surrogate": {"output_transform": args.transform},
+                                 "acquisition": acq,
+                                 "batch": {"method": args.batch_method, "liar": args.liar}}
+    if args.initial is not None:
+        overrides["initial_experiments"] = args.initial
+    settings = Settings(batch=args.batch, budget=args.budget, encoding=args.encoding,
+                        components=args.components, ordinal=args.ordinal, overrides=overrides)
     t0 = time.perf_counter()
-    traces = []
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        for i, tr in enumerate(pool.imap_unordered(run, jobs), 1):
-            traces.append(tr)
-            print(f"\r{i}/{len(jobs)} runs", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    t = np.array(traces)
+    traces = replay(range(args.seeds), settings, args.workers, progress=True)
     print(f"direct arylation replay: {args.seeds} seeds, batches of {args.batch}, "
-          f"transform={args.transform}, acquisition={args.acquisition}, "
-          f"{time.perf_counter() - t0:.0f} s")
-    marks = [m for m in (10, 20, 30) if m <= args.budget]
-    print(f"{'strategy':<22}" + "".join(f"{'after ' + str(m):>10}" for m in marks)
-          + f"{'>=99 % by ' + str(args.budget):>14}")
-    print(f"{'robochem':<22}" + "".join(f"{t[:, m - 1].mean():>10.1f}" for m in marks)
-          + f"{int((t[:, -1] >= 99).sum()):>11}/{len(t)}")
-    for name, vals in PUBLISHED.items():
-        print(f"{name:<22}" + "".join(f"{v:>10.1f}" for v in vals[: len(marks)]))
+          f"encoding={args.encoding}"
+          + (f" ({args.components} PCs)" if args.encoding == "descriptors" else "")
+          + f", ordinal={args.ordinal}, transform={args.transform}, acquisition={args.acquisition}"
+          + (f" xi={args.xi:g}" if args.xi is not None else "")
+          + f", batch={args.batch_method}"
+          + (f"/{args.liar}" if args.batch_method == "liar" else "")
+          + f", initial={args.initial or args.batch}, {time.perf_counter() - t0:.0f} s")
+    print(table_text(summary(traces)))
 
 
 if __name__ == "__main__":
