@@ -7,6 +7,7 @@ than a stack trace.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +21,7 @@ from .model import (
     SlugMode,
 )
 from .platform import SIM_URL, Platform
-from .recipe import corners, expand, format_conditions, stock_choices
+from .recipe import corners, expand, format_conditions, mixture_concentrations, stock_choices
 from .source import Source, did_you_mean
 from .units import format_quantity, parse_quantity
 
@@ -628,15 +629,32 @@ def _check_corners(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
 def reagent_needs(p: Protocol, platform: Platform) -> dict[str, tuple[float, float]]:
     """Stock (and the solvent, under its name) -> (mL needed for the budget, mL available).
 
-    Needed = worst-corner use per experiment x budget + priming of the pump's dead volume.
+    An upper bound: the largest use of one experiment anywhere the optimiser may ask, times
+    the budget, plus priming the pump's dead volume once. A stock's use (the recipe's) grows
+    with its concentration in the mixture, which is monotonic in each variable on its own,
+    so its maximum over the box sits at a corner. When a declared constraint excludes that
+    corner the maximum lies on the constraint's boundary, between corners, where the feasible
+    corners alone underestimate it (the HAT example's catalyst: [A]·loading reaches 0.0128 M
+    on its boundary, 0.0025 M at its best feasible corner): :func:`_boundary_max` finds it.
+    The solvent's use (cleaning and slug push included) is taken at the worst corner of the
+    whole box. Repeats of rejected or interrupted experiments come on top.
     """
+    all_corners = corners(p)
+    feasible = feasible_corners(p)
     worst: dict[str, float] = {n: 0.0 for n in p.stocks}
     worst_solvent = 0.0
-    for corner in feasible_corners(p) or corners(p):
+    for corner in all_corners:
         recipe = expand(p, platform, corner, check=False)
-        for n, v in recipe.stock_use_ml.items():
-            worst[n] = max(worst[n], v)
         worst_solvent = max(worst_solvent, recipe.solvent_use_ml)
+        if corner in feasible or not p.constraints:
+            for n, v in recipe.stock_use_ml.items():
+                worst[n] = max(worst[n], v)
+    if p.constraints:
+        for n in p.stocks:
+            point = _boundary_max(p, n)
+            if point is not None:
+                use = expand(p, platform, point, check=False).stock_use_ml[n]
+                worst[n] = max(worst[n], use * (1 + _BOUNDARY_MARGIN))
     budget = p.optimizer.budget
     pumps = platform.fluidics.pumps
     out = {
@@ -646,6 +664,62 @@ def reagent_needs(p: Protocol, platform: Platform) -> dict[str, tuple[float, flo
     solvent_priming = pumps[p.solvent.pump].dead_volume.value
     out[p.solvent.name] = (worst_solvent * budget + solvent_priming, p.solvent.available.value)
     return out
+
+
+#: samples pushed to the constraint boundary per categorical combination, and the margin
+#: added to the best of them (the sampled maximum approaches the true one from below)
+_BOUNDARY_SAMPLES = 2048
+_BOUNDARY_MARGIN = 0.005
+
+
+def _boundary_max(p: Protocol, stock: str) -> dict[str, Any] | None:
+    """The allowed point where ``stock``'s concentration in the mixture is largest (None when
+    no point is allowed). Random points are pushed by bisection towards the corner where
+    that concentration peaks until a constraint stops them (constraints that bound amounts
+    from above, as flow and cost limits do, keep the allowed set connected along these
+    segments); the best of them is returned."""
+    import numpy as np
+
+    from robochem.optimizer.constraints import ConstraintSet
+
+    constraints = ConstraintSet(list(p.constraints), list(p.variables))
+    rng = np.random.default_rng(0)
+    continuous = {n: v for n, v in p.variables.items() if not isinstance(v, Categorical)}
+    categorical = {n: v for n, v in p.variables.items() if isinstance(v, Categorical)}
+    best: tuple[float, dict[str, Any]] | None = None
+    size = _BOUNDARY_SAMPLES
+    for combo in itertools.product(*(v.choices for v in categorical.values())):
+        chosen = dict(zip(categorical, combo, strict=True))
+        base = {}
+        top = {}
+        for name, var in continuous.items():
+            lo, hi = var.low.value, var.high.value
+            u = rng.random(size)
+            base[name] = lo * (hi / lo) ** u if var.log and lo > 0 else lo + (hi - lo) * u
+            top[name] = hi  # concentrations grow with every amount variable
+        cols = {n: np.full(size, str(c), dtype=object) for n, c in chosen.items()}
+
+        def at(t: Any, base: dict[str, Any] = base, top: dict[str, Any] = top) -> dict[str, Any]:
+            return {n: base[n] + t * (top[n] - base[n]) for n in continuous}
+
+        ok = constraints.feasible({**cols, **at(np.zeros(size))}, size)
+        if not ok.any():
+            continue
+        low_t, high_t = np.zeros(size), np.ones(size)
+        full = constraints.feasible({**cols, **at(high_t)}, size)
+        low_t[full] = 1.0
+        for _ in range(40):
+            mid = (low_t + high_t) / 2
+            good = constraints.feasible({**cols, **at(mid)}, size)
+            low_t = np.where(good, mid, low_t)
+            high_t = np.where(good, high_t, mid)
+        points = at(low_t)
+        for i in np.flatnonzero(ok):
+            point = {**chosen, **{n: float(points[n][i]) for n in continuous}}
+            value = mixture_concentrations(p, point)[stock]
+            if best is None or value > best[0]:
+                best = (value, point)
+    return None if best is None else best[1]
 
 
 def _check_reagents(p: Protocol, platform: Platform, src: Source) -> list[Issue]:

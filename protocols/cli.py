@@ -103,7 +103,10 @@ def summary_lines(proto: object, plat: object | None) -> list[str]:
                 f"  {proto.solvent.pump} pushing the slug: {min(carriers):.4g} .. "
                 f"{max(carriers):.4g} mL/min"
             )
-    lines.append("reagents for the budget (worst corner, priming included):")
+    lines.append(
+        "reagents for the budget (upper bound: every experiment at the worst allowed "
+        "conditions for that stock, cleaning and priming included):"
+    )
     for name, (needed, available) in reagent_needs(proto, plat).items():
         lines.append(f"  {name}: up to {needed:.4g} mL of {available:.4g} mL")
     return lines

@@ -78,6 +78,7 @@ from .steps import (
     WaitTemperature,
     describe,
     plan_experiment,
+    pump_group,
     timing_model,
 )
 
@@ -628,7 +629,11 @@ class Engine:
             self.reason = why
             await self._publish("optimizer.stop", {"reason": why})
             return None
-        points = await asyncio.to_thread(self.optimizer.ask, self.protocol.optimizer.batch_size)
+        # The last batch is cut to what the budget leaves: a budget of 15 in batches of 2 runs
+        # 15 experiments, not 16 (the reagent estimate counts on it).
+        left = self.protocol.optimizer.budget - self.optimizer.n_experiments
+        size = max(1, min(self.protocol.optimizer.batch_size, left))
+        points = await asyncio.to_thread(self.optimizer.ask, size)
         ids = await asyncio.to_thread(self._store_asked, points)
         await self._publish("optimizer.ask", {"points": points, "experiment_ids": ids})
         return ids[0]
@@ -780,13 +785,46 @@ class Engine:
     async def _execute(self, exp_id: int, index: int, plan: ExperimentPlan) -> _Outcome:
         acquisition: Acquisition | None = None
         outcome = _Outcome("failed", "the plan has no Analyze step")
+        group_end = 0
+        # When the last run of pump steps was sent: the wait after it counts from then, not
+        # from when the drivers finished (their round trips are seconds of simulated time at
+        # x100 and more at x1000, which stretched a slug and pushed it past the cell).
+        flow_t0: float | None = None
         for number, step in enumerate(plan.steps, 1):
             if self._halted:
                 raise asyncio.CancelledError
             self.progress.step, self.progress.step_number = describe(step), number
-            await self._publish(
-                "step", {"index": index, "number": number, **step.to_dict()}, experiment_id=exp_id
-            )
+            if number <= group_end:
+                continue  # announced and sent with its group
+            if isinstance(step, SetFlow | StartPump | StopPump):
+                # A run of pump steps: every step announced (committed) first, then the
+                # commands sent together so the stocks start and stop as one.
+                group_end = pump_group(plan.steps, number - 1)
+                group = plan.steps[number - 1 : group_end]
+                await self._announce(exp_id, index, number, group)
+                flow_t0 = self.clock.now()
+                await self._do_group(group)
+                continue
+            await self._announce(exp_id, index, number, [step])
+            if isinstance(step, Wait) and pump_group(plan.steps, number) > number:
+                # A wait that ends in pump steps (a slug reaching the NMR cell): they
+                # are announced before the wait, so the commands leave the moment it ends
+                # (committing the events afterwards took tens of simulated seconds at x1000,
+                # which moved a fast slug past the cell).
+                group_end = pump_group(plan.steps, number)
+                group = plan.steps[number:group_end]
+                await self._announce(exp_id, index, number + 1, group)
+                await self._sleep_since(step, flow_t0)
+                if self._halted:
+                    raise asyncio.CancelledError
+                self.progress.step, self.progress.step_number = describe(group[0]), number + 1
+                flow_t0 = self.clock.now()
+                await self._do_group(group)
+                continue
+            if isinstance(step, Wait):
+                await self._sleep_since(step, flow_t0)
+                flow_t0 = None
+                continue
             if isinstance(step, Acquire):
                 acquisition = await self._acquire(exp_id, index, step)
             elif isinstance(step, Analyze):
@@ -810,6 +848,34 @@ class Engine:
             else:
                 await self._do(step)
         return outcome
+
+    async def _announce(
+        self, exp_id: int, index: int, number: int, steps: list[Step] | tuple[Step, ...]
+    ) -> None:
+        """Publish (commit) the ``step`` events of ``steps``, numbered from ``number``."""
+        for offset, step in enumerate(steps):
+            await self._publish(
+                "step",
+                {"index": index, "number": number + offset, **step.to_dict()},
+                experiment_id=exp_id,
+            )
+
+    async def _sleep_since(self, step: Wait, start: float | None) -> None:
+        """The wait of ``step``, counted from ``start`` (simulated s) when given."""
+        elapsed = 0.0 if start is None else max(0.0, self.clock.now() - start)
+        await self.clock.sleep(max(0.0, step.seconds - elapsed))
+
+    async def _do_group(self, group: list[Step] | tuple[Step, ...]) -> None:
+        """Pump steps at once: each pump's own steps in order, the pumps in parallel."""
+        by_pump: dict[str, list[Step]] = {}
+        for step in group:
+            by_pump.setdefault(getattr(step, "pump", ""), []).append(step)
+
+        async def in_order(steps: list[Step]) -> None:
+            for step in steps:
+                await self._do(step)
+
+        await asyncio.gather(*(in_order(steps) for steps in by_pump.values()))
 
     async def _do(self, step: Step) -> None:
         lab = self.lab

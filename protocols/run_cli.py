@@ -381,9 +381,11 @@ def _print_dry_run(protocol: Any, platform: Any) -> None:
         total_s += timing.duration_s
         for stock, ml in timing.use_ml.items():
             use[stock] = use.get(stock, 0.0) + ml
+    from .checks import reagent_needs
+
     pumps = platform.fluidics.pumps
-    available = {n: s.available.value for n, s in protocol.stocks.items()}
-    available[protocol.solvent.name] = protocol.solvent.available.value
+    bound = reagent_needs(protocol, platform)
+    available = {name: pair[1] for name, pair in bound.items()}
     priming = {n: pumps[s.pump].dead_volume.value for n, s in protocol.stocks.items()}
     priming[protocol.solvent.name] = pumps[protocol.solvent.pump].dead_volume.value
     console = Console()
@@ -397,15 +399,26 @@ def _print_dry_run(protocol: Any, platform: Any) -> None:
     hours = total_s / 3600
     mean_min = total_s / max(planned, 1) / 60
     console.print(f"estimated duration: {hours:.2f} h ({mean_min:.1f} min per experiment)")
-    table = Table("stock", "use (mL)", "priming (mL)", "available (mL)", "left (mL)")
+    table = Table(
+        "stock", "design use (mL)", "priming (mL)", "upper bound (mL)", "available (mL)",
+        "left at worst (mL)",
+    )  # fmt: skip
     for stock in available:
         need = use.get(stock, 0.0)
-        left = available[stock] - need - priming[stock]
+        upper = bound[stock][0]
+        left = available[stock] - upper
         style = "red" if left < 0 else ""
         table.add_row(
-            stock, f"{need:.3g}", f"{priming[stock]:.3g}", f"{available[stock]:.4g}",
-            f"[{style}]{left:.4g}[/]" if style else f"{left:.4g}",
+            stock, f"{need:.3g}", f"{priming[stock]:.3g}", f"{upper:.4g}",
+            f"{available[stock]:.4g}", f"[{style}]{left:.4g}[/]" if style else f"{left:.4g}",
         )  # fmt: skip
+    console.print(table)
+    console.print(
+        "design use: the space-filling design over the whole budget; upper bound: every "
+        f"experiment at the worst allowed conditions for that stock (constraints included), "
+        f"x{budget}, plus priming and cleaning (repeats of rejected or interrupted experiments "
+        "come on top)"
+    )
     console.print(table)
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "acquisition_for",
     "describe",
     "plan_experiment",
+    "pump_group",
     "timing_model",
 ]
 
@@ -176,14 +177,27 @@ def _selector_steps(protocol: Protocol, platform: Platform, recipe: Recipe) -> l
 
 
 def _set_pumps(flows: Mapping[str, float], pumps: Sequence[str]) -> list[Step]:
-    steps: list[Step] = []
-    for pump in pumps:
-        q = flows.get(pump, 0.0)
-        if q > 1e-12:
-            steps += [SetFlow(pump, q), StartPump(pump)]
-        else:
-            steps.append(StopPump(pump))
+    """Every rate first, then the starts and stops: the engine sends a run of pump steps at
+    once (:func:`pump_group`), so the stocks begin and end flowing at the same moment and a
+    slug holds them in the recipe's ratios."""
+    running = [p for p in pumps if flows.get(p, 0.0) > 1e-12]
+    steps: list[Step] = [SetFlow(p, flows[p]) for p in running]
+    steps += [StartPump(p) if p in running else StopPump(p) for p in pumps]
     return steps
+
+
+PUMP_STEPS = (SetFlow, StartPump, StopPump)
+
+
+def pump_group(steps: Sequence[Step], start: int) -> int:
+    """End (exclusive) of the run of pump steps (rate, start, stop) beginning at ``start``.
+    The engine sends such a run at once, each pump's own steps in order: a command takes a
+    few ms, tens of simulated seconds at x1000, which one after another skewed a slug's
+    stocks apart and moved it past the NMR cell."""
+    end = start
+    while end < len(steps) and isinstance(steps[end], PUMP_STEPS):
+        end += 1
+    return end
 
 
 def plan_experiment(

@@ -38,6 +38,7 @@ from robochem.protocols.platform import Platform
 from robochem.protocols.steps import (
     Acquire,
     Analyze,
+    SetFlow,
     SetLight,
     Wait,
     plan_experiment,
@@ -227,6 +228,39 @@ def test_plan_and_timing_model() -> None:
         > wait.seconds + next(s for s in plan.steps if isinstance(s, Acquire)).estimate_s
     )
     assert set(timing.use_ml) == {"substrate", "donor", "catalyst", "MeCN"}
+
+
+def test_slug_stocks_start_and_stop_as_one_group() -> None:
+    """A slug holds its stocks in the recipe's ratios only if their pumps start and stop
+    together; the engine sends a run of pump steps at once (pump_group), so the plan must
+    keep each phase's pump steps contiguous, and the assembly wait must end in one."""
+    from robochem.protocols.steps import StartPump, StopPump, pump_group
+
+    platform = parse_platform((ROOT / "protocols/platforms/simulated.yaml").read_text())
+    text = (ROOT / "protocols/examples/cf3-trifluoromethylation.yaml").read_text()
+    protocol = parse_protocol(text, platform=platform)
+    point = {
+        "residence_time": 150.0,
+        "light": 90.0,
+        "equivalents": 2.5,
+        "catalyst_loading": 0.004,
+        "temperature": 30.0,
+    }
+    steps = plan_experiment(protocol, platform, point).steps
+    first = next(i for i, s in enumerate(steps) if isinstance(s, SetFlow))
+    end = pump_group(steps, first)
+    starts = [s.pump for s in steps[first:end] if isinstance(s, StartPump)]
+    assert sorted(starts) == sorted(PUMPS)  # every stock and the solvent in one group
+    waits = [i for i, s in enumerate(steps) if isinstance(s, Wait)]
+    assemble, push = waits[0], waits[1]
+    # the assembly wait ends in one group: stocks stop, the solvent carries at Q
+    after = steps[assemble + 1 : pump_group(steps, assemble + 1)]
+    assert {s.pump for s in after if isinstance(s, StopPump)} == set(PUMPS) - {"pump-solvent"}
+    assert any(isinstance(s, SetFlow) and s.pump == "pump-solvent" for s in after)
+    assert pump_group(steps, assemble + 1) == push
+    # the push wait ends in one group stopping every pump
+    stops = steps[push + 1 : pump_group(steps, push + 1)]
+    assert {s.pump for s in stops if isinstance(s, StopPump)} == set(PUMPS)
 
 
 # -- against the simulated lab ----------------------------------------------------------------

@@ -24,6 +24,8 @@ from robochem.storage.db import Database
 from robochem.storage.models import Campaign, Experiment
 
 ROBOCHEM = [sys.executable, "-m", "robochem.cli"]
+#: a terminal wide enough for rich's tables not to wrap their cells
+WIDE = {**os.environ, "COLUMNS": "200"}
 
 
 def robochem(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess:
@@ -44,6 +46,33 @@ def test_dry_run_prints_duration_and_reagents() -> None:
     assert "estimated duration:" in result.stdout
     for stock in ("substrate", "reagent", "catalyst", "MeCN"):
         assert stock in result.stdout
+
+
+def test_dry_run_and_validate_show_the_reagent_upper_bound() -> None:
+    """The bound that test_example_campaign.py checks against a campaign's actual use is the
+    one a chemist sees, in ``run --dry-run`` and in ``validate``."""
+    from robochem.protocols.checks import reagent_needs
+    from robochem.protocols.load import load_platform, load_protocol
+
+    example = ROOT / "protocols/examples/hat-alkylation.yaml"
+    platform_file = ROOT / "protocols/platforms/simulated.yaml"
+    platform = load_platform(platform_file)
+    needs = reagent_needs(load_protocol(example, platform), platform)
+    dry = robochem("run", str(example), "--platform", str(platform_file), "--dry-run", env=WIDE)
+    assert dry.returncode == 0, dry.stderr
+    assert "upper bound (mL)" in dry.stdout
+    rows = {
+        cells[0]: cells
+        for line in dry.stdout.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│┃ ").split("│")]) == 6
+    }
+    for stock, (needed, available) in needs.items():
+        assert stock in rows, (stock, dry.stdout)
+        assert float(rows[stock][3]) == pytest.approx(needed, rel=1e-3)
+        assert float(rows[stock][4]) == pytest.approx(available)
+    checked = robochem("validate", str(example), "--platform", str(platform_file))
+    assert checked.returncode == 0, checked.stderr
+    assert f"catalyst: up to {needs['catalyst'][0]:.4g} mL of 300 mL" in checked.stdout
 
 
 @pytest.fixture

@@ -169,6 +169,43 @@ def test_reagent_needs_use_the_worst_corner_and_priming(sim_platform) -> None:
     assert set(needs) == {"substrate", "donor", "catalyst", "MeCN"}
 
 
+def test_reagent_needs_bound_the_use_on_a_constraint_boundary(sim_platform) -> None:
+    """Under a constraint the worst point lies on its boundary, between corners: the estimate
+    must still cover it (the HAT example's catalyst was once estimated from the feasible
+    corners only, 26 mL short of what a campaign used)."""
+    from protocol_helpers import EXAMPLES
+
+    text = (EXAMPLES / "hat-alkylation.yaml").read_text()
+    protocol = parse_protocol(text, "hat.yaml", sim_platform)
+    needs = reagent_needs(protocol, sim_platform)
+    budget = protocol.optimizer.budget
+    priming = sim_platform.fluidics.pumps["pump-catalyst"].dead_volume.value
+    # just inside concentration * (1.41 + 50 * catalyst_loading) <= 1 (on it the solvent
+    # pump would run below its minimum)
+    loading = 0.05
+    boundary = {
+        "residence_time": 600.0,
+        "light": 50.0,
+        "catalyst_loading": loading,
+        "concentration": 0.98 / (1.41 + 50 * loading),
+        "temperature": 30.0,
+    }
+    recipe = expand(protocol, sim_platform, boundary)
+    assert recipe.feasible, recipe.problems
+    per_experiment = (needs["catalyst"][0] - priming) / budget
+    assert per_experiment >= recipe.stock_use_ml["catalyst"]
+    # ... which is well above what the best feasible corner would use
+    feasible_best = max(
+        expand(protocol, sim_platform, c, check=False).stock_use_ml["catalyst"]
+        for c in corners(protocol)
+        if c["concentration"] * (1.41 + 50 * c["catalyst_loading"]) <= 1
+    )
+    assert recipe.stock_use_ml["catalyst"] > 4 * feasible_best
+    # every example validates with its shipped volumes under this bound
+    for name, (needed, available) in needs.items():
+        assert needed <= available, name
+
+
 def test_optimizer_spec_is_canonical(sim_platform) -> None:
     protocol = parse_protocol(BASE, "p.yaml", sim_platform)
     spec = protocol.to_optimizer_spec()
