@@ -23,6 +23,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +147,10 @@ def _modbus_options(query: dict[str, str], url: str, *, serial: bool) -> dict[st
     return opts
 
 
+#: Quiet time (wall s) awaited before reusing a link whose last exchange was cancelled.
+QUIET_AFTER_CANCEL_S = 0.2
+
+
 class ByteTransport(abc.ABC):
     """A lock-guarded request/reply byte stream with reconnect."""
 
@@ -158,6 +163,9 @@ class ByteTransport(abc.ABC):
         self.timeout_s = timeout_s
         self.lock = asyncio.Lock()
         self._buffer = b""
+        # Set when an exchange was cancelled between its write and the end of its reply: the
+        # rest of that reply may still be on its way, so the link is reopened before reuse.
+        self._interrupted = False
 
     @property
     @abc.abstractmethod
@@ -217,20 +225,34 @@ class ByteTransport(abc.ABC):
         self, request: bytes, framer: ReplyFramer | None, timeout_s: float
     ) -> bytes:
         await self.open()
+        if self._interrupted:
+            # A plain drain is not enough: the cancelled reply's tail may arrive just after
+            # it and would be read as this reply (seen at x1000: echo 'top' for 'stop').
+            # Wait for the line to fall quiet first (rare: only after a cancellation).
+            wire_log.debug("%s: waiting for quiet after a cancelled exchange", self.name)
+            deadline = time.monotonic() + self.timeout_s
+            while await self._read_within(QUIET_AFTER_CANCEL_S) and time.monotonic() < deadline:
+                pass
+            self._interrupted = False
         # Bytes left from an earlier, timed-out exchange would be read as this reply.
         self._buffer = b""
         await self._drain_stale()
         wire_log.debug("%s >> %r", self.name, request)
         try:
+            self._interrupted = True
             await asyncio.wait_for(self._write(request), timeout_s)
         except (OSError, TimeoutError) as exc:
             await self.close()
+            self._interrupted = False
             raise ConnectionLost(f"write failed: {exc}", device=self.name) from exc
         if framer is None:
+            self._interrupted = False
             return b""
         try:
             reply = await asyncio.wait_for(self._read_reply(framer), timeout_s)
+            self._interrupted = False
         except TimeoutError as exc:
+            self._interrupted = False
             partial = self._buffer
             await self.close()  # the device state is unknown; start the next exchange afresh
             raise ReplyTimeout(
@@ -239,6 +261,7 @@ class ByteTransport(abc.ABC):
                 device=self.name,
             ) from exc
         except OSError as exc:
+            self._interrupted = False
             await self.close()
             raise ConnectionLost(f"read failed: {exc}", device=self.name) from exc
         wire_log.debug("%s << %r", self.name, reply)

@@ -183,6 +183,28 @@ async def test_stale_bytes_are_drained(transport, echo):
     assert await transport.exchange(b"B\r", CR) == b"R:B\r"
 
 
+async def test_cancelled_exchange_does_not_leak_its_reply_into_the_next(transport, echo):
+    """A command cancelled while its reply is on the way (an abort mid-step): the reply's
+    tail, arriving late, must not be taken as the next command's reply."""
+
+    def slow_replies(request: bytes) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        if request == b"STOP":  # first byte now, the rest 0.1 s later
+            loop.call_later(0.1, echo.broadcast, b"TOP\r")
+            return b"S"
+        loop.call_later(0.2, echo.broadcast, b"R:" + request + b"\r")  # a slow device
+        return None
+
+    echo.handle = slow_replies
+    task = asyncio.create_task(transport.exchange(b"STOP\r", CR, timeout_s=1.0))
+    await asyncio.sleep(0.05)  # written, first byte of the reply read
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # the old reply's tail arrives while this exchange waits for its own reply
+    assert await transport.exchange(b"B\r", CR, timeout_s=1.0) == b"R:B\r"
+
+
 async def test_negative_framer_waits_for_settle(transport, echo):
     def in_two_chunks(request: bytes) -> bytes:
         asyncio.get_running_loop().call_later(0.01, echo.broadcast, b"-TAIL:")
