@@ -65,10 +65,12 @@ def test_reduced_descriptors_standardised_and_deterministic() -> None:
 def test_arylation_replay_beats_random_search() -> None:
     table, levels = aryl.load()
     assert len(table) == 1728
-    spec = aryl.spec_for(levels, seed=0, batch=5)  # the benchmark's default encoding
+    default = aryl.Settings()
+    assert default.encoding == "descriptors"
+    spec = aryl.spec_for(levels, seed=0, batch=5, components=default.components)
     ligand = spec["variables"]["ligand"]
     assert set(ligand["descriptors"]) == set(ligand["choices"]) and len(ligand["choices"]) == 12
-    assert all(len(v) == 3 for v in ligand["descriptors"].values())
+    assert all(len(v) == default.components for v in ligand["descriptors"].values())
     traces = aryl.replay([0, 1], aryl.Settings(budget=20))  # raises on a repeated condition
     assert traces.shape == (2, 20)
     assert np.all(np.diff(traces, axis=1) >= 0)
