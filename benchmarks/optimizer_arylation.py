@@ -62,7 +62,7 @@ def load(path: Path = DATA) -> tuple[dict[tuple[Any, ...], float], dict[str, lis
 
 
 ENCODINGS = ("descriptors", "raw", "onehot")
-ORDINALS = ("descriptor", "integer")
+ORDINALS = ("descriptor", "integer", "categorical")
 ORDERED = ("concentration", "temperature")
 CHEMICALS = ("base", "ligand", "solvent")
 
@@ -83,6 +83,8 @@ def spec_for(levels: dict[str, list[Any]], seed: int, batch: int,
         choices = sorted(levels[name])
         if name in ORDERED and ordinal == "integer":
             variables[name] = {"type": "integer", "low": 0, "high": len(choices) - 1}
+        elif name in ORDERED and ordinal == "categorical":
+            variables[name] = {"choices": [str(c) for c in choices]}
         elif name in ORDERED:
             # ordered levels: a descriptor keeps their order and spacing for the GP
             variables[name] = {"choices": [str(c) for c in choices],
@@ -214,9 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ordinal", default="descriptor", choices=ORDINALS,
                         help="temperature and concentration: 1-D descriptor or level index")
     parser.add_argument("--transform", default="none", choices=["none", "rank", "log"])
+    parser.add_argument("--descriptor-prior", type=float, nargs=2, default=None,
+                        metavar=("SHAPE", "RATE"),
+                        help="Gamma prior on descriptor length scales")
     parser.add_argument("--acquisition", default="ei", choices=["ei", "pi", "lcb"])
     parser.add_argument("--xi", type=float, default=None)
     parser.add_argument("--batch-method", default="believer", choices=["believer", "liar"])
+    parser.add_argument("--explore-xi", type=float, default=None,
+                        help="EI xi for the 2nd..nth point of a batch")
     parser.add_argument("--liar", default="min", choices=["min", "mean", "max"])
     parser.add_argument("--initial", type=int, default=None,
                         help="initial design size (default: one batch)")
@@ -224,9 +231,14 @@ def main(argv: list[str] | None = None) -> None:
     acq: dict[str, Any] = {"function": args.acquisition}
     if args.xi is not None:
         acq["xi"] = args.xi
-    overrides: dict[str, Any] = {"surrogate": {"output_transform": args.transform},
+    surrogate: dict[str, Any] = {"output_transform": args.transform}
+    if args.descriptor_prior is not None:
+        surrogate["descriptor_prior"] = args.descriptor_prior
+    overrides: dict[str, Any] = {"surrogate": surrogate,
                                  "acquisition": acq,
                                  "batch": {"method": args.batch_method, "liar": args.liar}}
+    if args.explore_xi is not None:
+        overrides["batch"]["explore_xi"] = args.explore_xi
     if args.initial is not None:
         overrides["initial_experiments"] = args.initial
     settings = Settings(batch=args.batch, budget=args.budget, encoding=args.encoding,
@@ -236,9 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"direct arylation replay: {args.seeds} seeds, batches of {args.batch}, "
           f"encoding={args.encoding}"
           + (f" ({args.components} PCs)" if args.encoding == "descriptors" else "")
-          + f", ordinal={args.ordinal}, transform={args.transform}, acquisition={args.acquisition}"
+          + f", ordinal={args.ordinal}, descriptor prior={args.descriptor_prior or 'default'}, "
+          + f"transform={args.transform}, "
+          + f"acquisition={args.acquisition}"
           + (f" xi={args.xi:g}" if args.xi is not None else "")
           + f", batch={args.batch_method}"
+          + (f" explore_xi={args.explore_xi:g}" if args.explore_xi is not None else "")
           + (f"/{args.liar}" if args.batch_method == "liar" else "")
           + f", initial={args.initial or args.batch}, {time.perf_counter() - t0:.0f} s")
     print(table_text(summary(traces)))

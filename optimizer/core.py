@@ -28,6 +28,7 @@ from .objectives import (
 )
 from .space import Space
 from .surrogate import (
+    DEFAULT_DESCRIPTOR_PRIOR,
     DEFAULT_LENGTH_SCALE_PRIOR,
     FeasibilityModel,
     GPModel,
@@ -41,10 +42,10 @@ _TOP_KEYS = {
     "strategy", "acquisition", "batch", "stopping", "warm_start", "surrogate", "search",
 }  # fmt: skip
 _ACQ_KEYS = {"function", "xi", "kappa"}
-_BATCH_KEYS = {"method", "liar"}
+_BATCH_KEYS = {"method", "liar", "explore_xi"}
 _STOP_KEYS = {"budget", "target", "patience", "min_improvement", "ei_threshold"}
 _SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform", "min_success_probability",
-                   "length_scale_prior"}
+                   "length_scale_prior", "descriptor_prior"}
 _SEARCH_KEYS = {"candidates", "local", "enumerate_limit"}
 
 DEFAULTS: dict[str, Any] = {
@@ -53,11 +54,12 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "strategy": "auto",
     "acquisition": {"function": "ei", "xi": 0.01, "kappa": 1.96},
-    "batch": {"method": "believer", "liar": "min"},
+    "batch": {"method": "believer", "liar": "min", "explore_xi": 0.3},
     "stopping": {},
     "surrogate": {"restarts": 2, "outlier_z": 4.0, "output_transform": "none",
                   "min_success_probability": 0.3,
-                  "length_scale_prior": list(DEFAULT_LENGTH_SCALE_PRIOR)},
+                  "length_scale_prior": list(DEFAULT_LENGTH_SCALE_PRIOR),
+                  "descriptor_prior": list(DEFAULT_DESCRIPTOR_PRIOR)},
     "search": {"candidates": 2000, "local": 3, "enumerate_limit": 20000},
 }
 
@@ -153,6 +155,8 @@ class Optimizer:
             raise SpecError("batch 'method' must be 'believer' (Kriging believer) or 'liar'")
         if batch["liar"] not in ("min", "mean", "max"):
             raise SpecError("batch 'liar' must be 'min', 'mean' or 'max'")
+        if batch["explore_xi"] is not None:
+            batch["explore_xi"] = _float(batch["explore_xi"], "batch 'explore_xi'", 0.0)
         self.batch = batch
 
         self.stopping = _section(spec, "stopping", _STOP_KEYS)
@@ -165,14 +169,16 @@ class Optimizer:
             sur["min_success_probability"], "surrogate 'min_success_probability'", 0.0)
         if sur["output_transform"] not in ("none", "rank", "log"):
             raise SpecError("surrogate 'output_transform' must be 'none', 'rank' or 'log'")
-        prior = sur["length_scale_prior"]
-        if prior is not None:
+        for key in ("length_scale_prior", "descriptor_prior"):
+            prior = sur[key]
+            if prior is None:
+                continue
             if (not isinstance(prior, (list, tuple)) or len(prior) != 2
                     or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
                            for v in prior)):
-                raise SpecError("surrogate 'length_scale_prior' must be null or "
+                raise SpecError(f"surrogate {key!r} must be null or "
                                 f"[shape, rate] with both > 0, got {prior!r}")
-            sur["length_scale_prior"] = [float(prior[0]), float(prior[1])]
+            sur[key] = [float(prior[0]), float(prior[1])]
         self.surrogate = sur
 
         search = _section(spec, "search", _SEARCH_KEYS)
@@ -623,10 +629,12 @@ class Optimizer:
 
     def _gp_model(self, seed: int, restarts: int | None = None) -> GPModel:
         prior = self.surrogate["length_scale_prior"]
+        desc = self.surrogate["descriptor_prior"]
         return GPModel(
             self.surrogate["restarts"] if restarts is None else restarts,
             self.surrogate["outlier_z"], seed, None if prior is None else tuple(prior),
-            self.space.continuous_columns())
+            self.space.continuous_columns(), None if desc is None else tuple(desc),
+            self.space.descriptor_columns())
 
     def _fit_model(
         self, ok: Sequence[Mapping[str, Any]], scores: np.ndarray
@@ -638,12 +646,15 @@ class Optimizer:
         return model, y
 
     def _acquire(
-        self, model: GPModel, feas: FeasibilityModel | None, z: np.ndarray, y_best: float
+        self, model: GPModel, feas: FeasibilityModel | None, z: np.ndarray, y_best: float,
+        explore: bool = False,
     ) -> np.ndarray:
         x = self.space.encode(z)
         wrapped = _Standardised(model)
         fn = self.acquisition["function"]
-        if fn == "ei":
+        if explore and self.batch["explore_xi"] is not None:
+            a = gaussian_ei(x, wrapped, y_opt=-y_best, xi=self.batch["explore_xi"])
+        elif fn == "ei":
             a = gaussian_ei(x, wrapped, y_opt=-y_best, xi=self.acquisition["xi"])
         elif fn == "pi":
             a = gaussian_pi(x, wrapped, y_opt=-y_best, xi=self.acquisition["xi"])
@@ -789,8 +800,12 @@ class Optimizer:
             mu_obs, _ = base.predict_std_units(base.x)
             y_best = float(mu_obs.max())
             exclude = [z_all] + ([np.array(z_fant)] if z_fant else [])
+            # The first point of a batch exploits; the others, placed while it is pending,
+            # may explore more (batch 'explore_xi').
+            explore = bool(z_fant)
             picks.append(self._maximise(
-                lambda zc, cur=cur, y_best=y_best: self._acquire(cur, feas, zc, y_best),
+                lambda zc, cur=cur, y_best=y_best, explore=explore: self._acquire(
+                    cur, feas, zc, y_best, explore),
                 rng, ok, scores, exclude))
         return self.space.to_points(np.array(picks))
 

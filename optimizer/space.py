@@ -330,5 +330,19 @@ class Space:
             mask += [v.kind != "categorical"] * width
         return np.array(mask, dtype=bool)
 
+    def descriptor_columns(self) -> np.ndarray:
+        """Mask of the encoded columns that are descriptors of a categorical's choices."""
+        mask: list[bool] = []
+        for v in self.variables:
+            if v.kind != "categorical":
+                mask.append(False)
+                continue
+            table = self._cat_tables[v.name]
+            # all-constant descriptors fall back to one-hot (see _build_encoders)
+            described = v.descriptors is not None and not np.array_equal(
+                table, np.eye(len(v.choices)))
+            mask += [described] * table.shape[1]
+        return np.array(mask, dtype=bool)
+
     def contains(self, point: Mapping[str, Any]) -> bool:
         return all(v.name in point and v.contains(point[v.name]) for v in self.variables)

@@ -1,6 +1,7 @@
 """Short replay on real data (direct arylation, 1,728 measured yields) with RDKit descriptors
-of the chemicals: the optimiser must beat the published random-search figure and never
-repeat a condition; the descriptors must be physically sensible and deterministic."""
+of the chemicals: the optimiser must beat the published expert and Bayesian-optimisation
+figures and never repeat a condition; the descriptors must be physically sensible and
+deterministic."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_reduced_descriptors_standardised_and_deterministic() -> None:
 
 @needs_rdkit
 @needs_data
-def test_arylation_replay_beats_random_search() -> None:
+def test_arylation_replay_beats_published_figures() -> None:
     table, levels = aryl.load()
     assert len(table) == 1728
     default = aryl.Settings()
@@ -71,11 +72,14 @@ def test_arylation_replay_beats_random_search() -> None:
     ligand = spec["variables"]["ligand"]
     assert set(ligand["descriptors"]) == set(ligand["choices"]) and len(ligand["choices"]) == 12
     assert all(len(v) == default.components for v in ligand["descriptors"].values())
-    traces = aryl.replay([0, 1], aryl.Settings(budget=20))  # raises on a repeated condition
-    assert traces.shape == (2, 20)
+    traces = aryl.replay(range(10), aryl.Settings())  # raises on a repeated condition
+    assert traces.shape == (10, 30)
     assert np.all(np.diff(traces, axis=1) >= 0)
-    # random search: 78.1 mean best yield after 20 (500 seeds, Shields et al.)
-    result = aryl.summary(traces, marks=(10, 20))
-    assert result["mean"][-1] > 78.1
+    # Shields et al.: mean best after 20 / 30 experiments, experts 87.5 / 92.2, EDBO 91.6 /
+    # 97.5. Ten seeds of the full benchmark's fifty (97.6 / 99.95 here; before the
+    # descriptor prior and the exploring batch points, 78.8 / 92.9).
+    result = aryl.summary(traces, marks=(10, 20, 30))
+    assert result["mean"][1] > 87.5
+    assert result["mean"][2] >= 97.5
     text = aryl.table_text(result)
     assert "EDBO" in text and "experts" in text and "random" in text

@@ -92,3 +92,28 @@ def test_sobol_and_random_designs(fast: dict[str, Any]) -> None:
         pts = opt.ask(8)
         assert len({(p["x"], p["y"]) for p in pts}) == 8
         assert opt.ask(1)[0] not in pts
+
+
+def test_later_batch_points_explore_more(branin_spec: dict[str, Any], branin_fn: Any) -> None:
+    """batch.explore_xi: the first point of a batch exploits, the others (chosen while it is
+    pending) look where the model knows less; None gives every point the same EI."""
+    from robochem.optimizer.surrogate import GPModel
+
+    def batch_uncertainty(explore_xi: float | None) -> float:
+        sds = []
+        for seed in range(4):
+            spec = {**branin_spec, "seed": seed, "batch": {"explore_xi": explore_xi}}
+            opt = Optimizer.from_spec(spec)
+            first = opt.ask(6)
+            opt.tell(first, [{"f": branin_fn(p)} for p in first])
+            later = opt.ask(4)[1:]
+            z = opt.space.from_points([o["point"] for o in opt.observations])
+            model = GPModel(seed=0).fit(opt.space.encode(z),
+                                        [o["result"]["f"] for o in opt.observations])
+            _, sd = model.predict(opt.space.encode(opt.space.from_points(later)))
+            sds.append(float(np.mean(sd)))
+        return float(np.mean(sds))
+
+    # measured: 15.6 against 11.6 (mean posterior SD at the 2nd-4th points, 4 seeds)
+    assert batch_uncertainty(3.0) > 1.2 * batch_uncertainty(None)
+    assert Optimizer.from_spec(branin_spec).spec()["batch"]["explore_xi"] == 0.3

@@ -64,6 +64,8 @@ def test_integer_and_log_variables_are_typed_and_in_range() -> None:
         ({"surrogate": {"length_scale_prior": [0, 6]}}, "length_scale_prior"),
         ({"surrogate": {"length_scale_prior": [3]}}, "length_scale_prior"),
         ({"surrogate": {"length_scale_prior": "gamma"}}, "length_scale_prior"),
+        ({"surrogate": {"descriptor_prior": [2, -1]}}, "descriptor_prior"),
+        ({"batch": {"explore_xi": -0.1}}, "explore_xi"),
     ],
 )
 def test_bad_specs_raise_spec_error(patch: dict[str, Any], message: str) -> None:
@@ -137,3 +139,25 @@ def test_length_scale_prior_is_part_of_the_state(issue_spec: dict[str, Any]) -> 
     opt = Optimizer.from_spec(spec)
     assert Optimizer.from_state(opt.state()).spec()["surrogate"]["length_scale_prior"] is None
     assert Optimizer.from_spec(issue_spec).spec()["surrogate"]["length_scale_prior"] == [2.0, 6.0]
+
+
+def test_descriptor_prior_lengthens_descriptor_length_scales_only() -> None:
+    """Descriptor columns get their own (long) length-scale prior; one-hot columns none."""
+    from robochem.optimizer.surrogate import GPModel
+
+    opt = Optimizer.from_spec({"objectives": {"y": {}}, "variables": {
+        "t": {"low": 0, "high": 1}, "solvent": {"choices": ["a", "b"]},
+        "ligand": {"choices": ["p", "q", "r"], "descriptors": {"p": [0, 3], "q": [1, 1],
+                                                               "r": [2, 2]}}}})
+    assert opt.space.descriptor_columns().tolist() == [False, False, False, True, True]
+    assert opt.spec()["surrogate"]["descriptor_prior"] == [2.0, 0.1]
+    levels = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        x = np.c_[rng.random(8), levels[rng.integers(0, 4, 8)]]
+        y = 20 + 60 * x[:, 1] + 10 * x[:, 0] + rng.normal(0, 3, 8)
+        cont, desc = np.array([True, False]), np.array([False, True])
+        plain = GPModel(seed=0, prior_mask=cont).fit(x, y)
+        prior = GPModel(seed=0, prior_mask=cont, descriptor_prior=(2.0, 0.1),
+                        descriptor_mask=desc).fit(x, y)
+        assert prior.length_scales[1] > plain.length_scales[1], seed
