@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from robochem import clock
 from robochem.drivers.base import (
     Device,
     LightSource,
@@ -45,6 +46,10 @@ class SafeStateReport:
 
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # Per pump, the clock times its stop command was sent and answered (the pumps are
+    # stopped in parallel): what is accounted by flow, such as a scale-up's collected
+    # product, ends in between.
+    pump_stops: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -123,16 +128,19 @@ class Lab:
         return {n: d for n, d in self.devices.items() if isinstance(d, Pump)}
 
     # -- safety ---------------------------------------------------------------------------
-    async def safe_state(self, *, temperature: bool = False) -> SafeStateReport:
+    async def safe_state(
+        self, *, temperature: bool = False, now: Callable[[], float] = clock.now
+    ) -> SafeStateReport:
         """Light off, every pump stopped, collection valve to waste (and with
-        ``temperature`` the reactor's temperature control stopped).
+        ``temperature`` the reactor's temperature control stopped). ``now`` is the clock
+        the report's ``pump_stops`` are read from (the caller's, if it has its own).
 
         Every device is tried whatever happened to the others; each action is bounded in
         wall time. Never raises (except a caller's cancellation, after finishing).
         """
-        return await uncancellable(self._safe_state(temperature))
+        return await uncancellable(self._safe_state(temperature, now))
 
-    async def _safe_state(self, temperature: bool) -> SafeStateReport:
+    async def _safe_state(self, temperature: bool, now: Callable[[], float]) -> SafeStateReport:
         report = SafeStateReport()
 
         async def attempt(what: str, action: Callable[[], Awaitable[Any]]) -> None:
@@ -149,10 +157,13 @@ class Lab:
         light = self.light
         if light is not None:
             await attempt(f"{self.reactor_name}: light off", light.light_off)
-        actions = [
-            attempt(f"{name}: stop", pump.emergency_stop) for name, pump in self.pumps().items()
-        ]
-        await asyncio.gather(*actions)
+        async def stop(name: str, pump: Pump) -> None:
+            sent = now()
+            await attempt(f"{name}: stop", pump.emergency_stop)
+            if f"{name}: stop" in report.done:
+                report.pump_stops[name] = (sent, now())
+
+        await asyncio.gather(*(stop(name, pump) for name, pump in self.pumps().items()))
         if self.collection is not None and self.collection.valve in self.devices:
             valve = self.valve(self.collection.valve)
             waste = self.collection.waste

@@ -322,6 +322,14 @@ class _Segment:
     ended: str = ""  # target | max_run_time | drift | refill | stopped | paused
     checks: int = 0
     used_ml: dict[str, float] = field(default_factory=dict)
+    # While the collection valve is open: the account of what reaches the flask. An
+    # interrupted segment (abort, crash) is closed from it when the pumps have stopped.
+    integrator: YieldIntegrator | None = None
+    t_open: float | None = None
+    valve_closed_at: float | None = None
+    closed: bool = False
+    after_last_check_s: float = 0.0  # collected after the last NMR check, at its yield
+    end_uncertainty_s: float = 0.0  # +- on when collection ended (interrupted segments)
 
 
 class _EndRun(Exception):
@@ -493,7 +501,14 @@ class ScaleUpRunner:
         try:
             outcome = await e._attempt(exp_id, index, None, body=lambda: self._body(seg, report))
         finally:
-            safe = await e.lab.safe_state()
+            safe = await e.lab.safe_state(now=e.clock.now)
+            if seg.integrator is not None and not seg.closed:
+                # Interrupted while collecting: the flask kept filling until the pumps
+                # stopped (or the valve turned to waste before).
+                stopped, seg.end_uncertainty_s = self._flow_end(safe.pump_stops, e.clock.now())
+                if seg.valve_closed_at is not None and seg.valve_closed_at < stopped:
+                    stopped, seg.end_uncertainty_s = seg.valve_closed_at, 0.0
+                self._close_account(seg, stopped)
             if not safe.ok:
                 await e._record_safe_state(safe.to_dict(), "scale-up segment end")
             minutes = (e.clock.now() - seg.start_s) / 60.0
@@ -553,6 +568,8 @@ class ScaleUpRunner:
                     "product_mmol": seg.product_mmol,
                     "collect_s": seg.collect_s,
                     "steady_yield_percent": seg.steady_yield,
+                    "after_last_check_s": seg.after_last_check_s,
+                    "end_uncertainty_s": seg.end_uncertainty_s,
                     "ended": seg.ended or outcome.kind,
                     "reason": outcome.reason or None,
                 },
@@ -744,6 +761,7 @@ class ScaleUpRunner:
         t_open = await self._switch(seg, fl.collection.collect)
         await self._phase(seg, "collecting", missing_mmol=missing)
         integrator = YieldIntegrator(plan.rate_mmol_h, t_open, y_ref)
+        seg.integrator, seg.t_open = integrator, t_open
         hard_end = t_open + run_left
         refill_end = math.inf
         for q, capacity in plan.syringes.values():
@@ -811,10 +829,7 @@ class ScaleUpRunner:
             ended = "refill"
         if closed_at is None:
             closed_at = await self._close_valve(seg)
-        t_closed = max(closed_at, t_open)
-        seg.collect_s = t_closed - t_open
-        seg.collected_ml = plan.flow_ml_min * seg.collect_s / 60.0
-        seg.product_mmol = integrator.close(t_closed)
+        self._close_account(seg, closed_at)
         await self._phase(
             seg, "collected", collected_ml=seg.collected_ml, product_mmol=seg.product_mmol,
             ended=ended,
@@ -861,7 +876,35 @@ class ScaleUpRunner:
     async def _close_valve(self, seg: _Segment) -> float:
         fl = self.platform.fluidics
         assert fl.collection is not None
-        return await self._switch(seg, fl.collection.waste)
+        seg.valve_closed_at = await self._switch(seg, fl.collection.waste)
+        return seg.valve_closed_at
+
+    def _flow_end(
+        self, stops: Mapping[str, tuple[float, float]], fallback: float
+    ) -> tuple[float, float]:
+        """When the flow into the flask ended, and how uncertain that is (half the spread),
+        from the pumps' stop commands: the flow-weighted mean of their middles (the pumps
+        stop one by one; the volume delivered is as if all had stopped then). A pump
+        without a confirmed stop counts as stopping at ``fallback``."""
+        flows = self.plan.recipe.pump_flows_ml_min
+        total = sum(flows.values())
+        if total <= 0:
+            return fallback, 0.0
+        spans = [stops.get(pump, (fallback, fallback)) for pump in flows]
+        end = sum(q * (a + b) / 2 for q, (a, b) in zip(flows.values(), spans, strict=True))
+        half = (max(b for _, b in spans) - min(a for a, _ in spans)) / 2
+        return end / total, half
+
+    def _close_account(self, seg: _Segment, end_s: float) -> None:
+        """The segment's collection ends at ``end_s``: volume and product (constant at the
+        last NMR yield after the last check) are final."""
+        assert seg.integrator is not None and seg.t_open is not None
+        end_s = max(end_s, seg.t_open)
+        seg.after_last_check_s = max(end_s - seg.integrator.t, 0.0)
+        seg.collect_s = end_s - seg.t_open
+        seg.collected_ml = self.plan.flow_ml_min * seg.collect_s / 60.0
+        seg.product_mmol = seg.integrator.close(end_s)
+        seg.closed = True
 
     async def _shutdown(self, seg: _Segment, why: str) -> Any:
         from .engine import _Outcome

@@ -317,3 +317,42 @@ async def test_interlock_during_the_start_up_pauses_then_resume_completes(env: E
     report = env.summary(cid)["scale_up"]
     assert [s["ended"] for s in report["segments"]] == ["interrupted", "target"]
     assert report["product_mmol"] == pytest.approx(0.2, rel=0.05)
+
+
+async def test_abort_during_collection_counts_what_reached_the_flask(env: Env) -> None:
+    """An abort between two NMR checks: what flowed into the flask after the last check is
+    counted (at that check's yield) up to the moment the pumps stopped."""
+    source = await env.optimised_campaign()
+    cid, _ = env.scale_up(source, "1 mmol")
+    engine = env.engine(cid)
+    before = env.product_in_flask_mmol()
+
+    def collecting_check(event: Any) -> bool:
+        return event.kind == "scaleup.check" and event.payload.get("phase") == "collecting"
+
+    with env.bus.subscribe(collecting_check) as sub:
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(sub.get(), 200)
+    # about half-way to the next check (checks come every residence time, ~11 min here)
+    await env.sim.clock.sleep(300.0)
+    await engine.abort("operator abort")
+    assert await asyncio.wait_for(task, 120) is EngineState.ABORTED
+    env.assert_safe()
+    report = env.summary(cid)["scale_up"]
+    assert report["status"] == "aborted"
+    (segment,) = report["segments"]
+    assert segment["after_last_check_s"] > 120.0
+    in_flask = env.product_in_flask_mmol() - before
+    volume = env.sim.world.path.volume_collected_ml
+    # At x1000 the pumps' stop commands take tens to hundreds of simulated seconds (each
+    # a wall-clock round trip): the report states that spread, and must be right within it.
+    flow = report["flow_ml_min"] * segment["end_uncertainty_s"] / 60.0
+    rate = segment["product_mmol"] / segment["collect_s"] * segment["end_uncertainty_s"]
+    assert abs(report["collected_ml"] - volume) <= 0.03 * volume + flow, (volume, segment)
+    assert abs(report["product_mmol"] - in_flask) <= 0.05 * in_flask + rate, (in_flask, segment)
+    assert 0.0 < report["product_mmol"] < 1.0
+    print(
+        f"\nabort during collection: report {report['product_mmol']:.3f} mmol "
+        f"({segment['after_last_check_s']:.0f} s after the last check, end +- "
+        f"{segment['end_uncertainty_s']:.0f} s), flask {in_flask:.3f} mmol"
+    )
