@@ -211,6 +211,7 @@ class Space:
     def _build_encoders(self) -> None:
         # Per categorical variable: matrix (n_choices, width) giving its encoded columns.
         self._cat_tables: dict[str, np.ndarray] = {}
+        self._described: set[str] = set()  # categoricals encoded by their descriptors
         width = 0
         for v in self.variables:
             if v.kind != "categorical":
@@ -223,6 +224,8 @@ class Space:
                 table = (table[:, keep] - lo[keep]) / (hi[keep] - lo[keep])
                 if table.shape[1] == 0:
                     table = np.eye(len(v.choices))
+                else:
+                    self._described.add(v.name)
             else:
                 table = np.eye(len(v.choices))
             self._cat_tables[v.name] = table
@@ -337,11 +340,7 @@ class Space:
             if v.kind != "categorical":
                 mask.append(False)
                 continue
-            table = self._cat_tables[v.name]
-            # all-constant descriptors fall back to one-hot (see _build_encoders)
-            described = v.descriptors is not None and not np.array_equal(
-                table, np.eye(len(v.choices)))
-            mask += [described] * table.shape[1]
+            mask += [v.name in self._described] * self._cat_tables[v.name].shape[1]
         return np.array(mask, dtype=bool)
 
     def contains(self, point: Mapping[str, Any]) -> bool:
