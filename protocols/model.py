@@ -239,7 +239,7 @@ class OptimizerSettings(_Strict):
     batch_size: int = Field(default=1, ge=1, description="experiments asked for at once")
     seed: int = Field(default=0, ge=0)
     initial_design: Literal["lhs", "sobol", "random"] = "lhs"
-    strategy: Literal["auto", "single", "parego", "priority", "weighted"] = "auto"
+    strategy: Literal["auto", "single", "parego", "ehvi", "priority", "weighted"] = "auto"
     acquisition: Literal["ei", "pi", "lcb"] = "ei"
     stopping: Stopping = Field(default_factory=Stopping)
 

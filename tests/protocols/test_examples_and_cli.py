@@ -37,6 +37,15 @@ def test_example_is_valid_and_feeds_the_optimizer(path, sim_platform) -> None:
     assert set(points[0]) == set(protocol.variables)
 
 
+def test_two_objective_protocol_can_ask_for_ehvi(sim_platform, tmp_path) -> None:
+    text = (EXAMPLES / "hat-alkylation.yaml").read_text()
+    path = tmp_path / "hat-ehvi.yaml"
+    path.write_text(edit("strategy: parego", "strategy: ehvi", text))
+    protocol = load_protocol(path, sim_platform)
+    optimizer = Optimizer.from_spec(protocol.to_optimizer_spec())
+    assert optimizer.strategy == "ehvi"
+
+
 def test_example_variables_match_the_preset(sim_platform) -> None:
     from robochem.simulator.reactions import PRESETS
 

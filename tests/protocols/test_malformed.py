@@ -365,6 +365,15 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         ],
     ),
     (
+        "expected hypervolume improvement asked for with one objective",
+        "optimizer:\n",
+        "optimizer:\n  strategy: ehvi\n",
+        [
+            "p.yaml:30:1: optimizer: the optimiser refuses this protocol: strategy 'ehvi' is "
+            "implemented for exactly two objectives"
+        ],
+    ),
+    (
         "wrong type",
         "budget: 20",
         "budget: twenty",
