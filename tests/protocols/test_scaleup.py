@@ -105,8 +105,12 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Env]:
-    sim = SimulatedPlatform(speed=1000, data_root=tmp_path / "nmr", seed=5)
+async def env(
+    tmp_path: Path, sqlite_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Env]:
+    marker = request.node.get_closest_marker("sim_speed")
+    speed = marker.args[0] if marker else 1000
+    sim = SimulatedPlatform(speed=speed, data_root=tmp_path / "nmr", seed=5)
     await sim.start()
     set_clock(sim.clock)
     data = sim.platform()
@@ -168,6 +172,10 @@ async def test_scale_up_collects_the_requested_amount(env: Env) -> None:
     )
 
 
+# x300: the pause variant holds the flask to 5 % of 1 mmol across a drift segment, and at
+# x1000 a loaded machine's wall-clock stalls stretch the checks by minutes of simulated time
+# (a clean-clone CI run: 0.934 mmol)
+@pytest.mark.sim_speed(300)
 @pytest.mark.parametrize("policy", ["stop", "pause"])
 async def test_lamp_degradation_is_detected_within_two_checks(env: Env, policy: str) -> None:
     source = await env.optimised_campaign()
