@@ -157,6 +157,7 @@ METHODS: dict[str, Callable[[Problem, int, int], list[dict[str, Any]]]] = {
     "ours-ei1": _ours({"acquisition": {"function": "ei", "xi": 0.1}}),
     "ours-init10": _ours({"initial_experiments": 10}),
     "ours-sobol": _ours({"initial_design": "sobol"}),
+    "ours-plainlhs": _ours({"initial_design": "plain_lhs"}),
     "ours-batch4": _ours({"_batch": 4}),
     "ours-liar4": _ours({"_batch": 4, "batch": {"method": "liar"}}),
     "ours-parego": _ours({"strategy": "parego"}),

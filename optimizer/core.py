@@ -47,6 +47,7 @@ _STOP_KEYS = {"budget", "target", "patience", "min_improvement", "ei_threshold"}
 _SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform", "min_success_probability",
                    "length_scale_prior", "descriptor_prior"}
 _SEARCH_KEYS = {"candidates", "local", "enumerate_limit"}
+DESIGNS = ("lhs", "plain_lhs", "sobol", "random")
 
 DEFAULTS: dict[str, Any] = {
     "initial_experiments": 5,
@@ -138,8 +139,8 @@ class Optimizer:
         self.constraints = ConstraintSet(spec.get("constraints", []), self.space.names)
         self.n_initial = _int(spec.get("initial_experiments", 5), "'initial_experiments'", 0)
         self.initial_design = spec.get("initial_design", "lhs")
-        if self.initial_design not in ("lhs", "sobol", "random"):
-            raise SpecError("'initial_design' must be 'lhs', 'sobol' or 'random'")
+        if self.initial_design not in DESIGNS:
+            raise SpecError(f"'initial_design' must be one of {', '.join(map(repr, DESIGNS))}")
         self.seed = _int(spec.get("seed", 0), "'seed'", 0)
         self.strategy = resolve_strategy(spec.get("strategy", "auto"), self.objectives)
 
@@ -561,6 +562,9 @@ class Optimizer:
         dims = self.space.skopt_dimensions()
         if self.initial_design == "lhs":
             raw = Lhs(criterion="maximin", iterations=200).generate(dims, n, random_state=seed)
+        elif self.initial_design == "plain_lhs":
+            # Uniform within the strata: no push apart, so nearer the middle than maximin.
+            raw = Lhs(criterion=None).generate(dims, n, random_state=seed)
         elif self.initial_design == "sobol":
             raw = Sobol().generate(dims, n, random_state=seed)
         else:

@@ -84,7 +84,7 @@ def test_noise_is_estimated_and_an_outlier_is_discounted(fast: dict[str, Any]) -
 
 
 def test_sobol_and_random_designs(fast: dict[str, Any]) -> None:
-    for design in ("sobol", "random", "lhs"):
+    for design in ("sobol", "random", "lhs", "plain_lhs"):
         opt = Optimizer.from_spec({"variables": {"x": {"low": 0, "high": 1},
                                                  "y": {"low": 0, "high": 1}},
                                    "objectives": {"f": {}}, "initial_experiments": 8,
@@ -92,6 +92,31 @@ def test_sobol_and_random_designs(fast: dict[str, Any]) -> None:
         pts = opt.ask(8)
         assert len({(p["x"], p["y"]) for p in pts}) == 8
         assert opt.ask(1)[0] not in pts
+
+
+def test_plain_lhs_covers_each_range_and_the_middle() -> None:
+    """``plain_lhs`` puts one point in each fifth of every variable's range and one as near
+    the middle of the space as uniform sampling would. The default maximin design spreads
+    the points apart and so keeps them away from the middle."""
+    spec: dict[str, Any] = {"variables": {f"x{i}": {"low": 0, "high": 1} for i in range(5)},
+                            "objectives": {"f": {}}, "initial_experiments": 5}
+
+    def designs(kind: str) -> list[np.ndarray]:
+        out = []
+        for seed in range(40):
+            opt = Optimizer.from_spec({**spec, "initial_design": kind, "seed": seed})
+            out.append(np.array([[p[f"x{i}"] for i in range(5)] for p in opt.ask(5)]))
+        return out
+
+    def nearest_to_middle(ds: list[np.ndarray]) -> float:
+        return float(np.mean([np.linalg.norm(z - 0.5, axis=1).min() for z in ds]))
+
+    plain = designs("plain_lhs")
+    for z in plain:
+        for column in z.T:
+            assert sorted(np.floor(column * 5).astype(int)) == [0, 1, 2, 3, 4]
+    assert nearest_to_middle(plain) < nearest_to_middle(designs("random")) + 0.02
+    assert nearest_to_middle(designs("lhs")) > nearest_to_middle(plain) + 0.06
 
 
 def test_later_batch_points_explore_more(branin_spec: dict[str, Any], branin_fn: Any) -> None:
