@@ -158,6 +158,10 @@ METHODS: dict[str, Callable[[Problem, int, int], list[dict[str, Any]]]] = {
     "ours-init10": _ours({"initial_experiments": 10}),
     "ours-sobol": _ours({"initial_design": "sobol"}),
     "ours-plainlhs": _ours({"initial_design": "plain_lhs"}),
+    "ours-maximin": _ours({"initial_design": "lhs"}),
+    # the defaults before 25 Nov 2026 (Matern-5/2 kernel, maximin design)
+    "ours-old": _ours({"initial_design": "lhs", "surrogate": {"kernel": "matern52"}}),
+    "ours-rbf": _ours({"surrogate": {"kernel": "rbf"}}),
     "ours-batch4": _ours({"_batch": 4}),
     "ours-liar4": _ours({"_batch": 4, "batch": {"method": "liar"}}),
     "ours-parego": _ours({"strategy": "parego"}),

@@ -30,6 +30,7 @@ from .space import Space
 from .surrogate import (
     DEFAULT_DESCRIPTOR_PRIOR,
     DEFAULT_LENGTH_SCALE_PRIOR,
+    KERNEL_CHOICES,
     FeasibilityModel,
     GPModel,
     transform_output,
@@ -45,20 +46,20 @@ _ACQ_KEYS = {"function", "xi", "kappa"}
 _BATCH_KEYS = {"method", "liar", "explore_xi"}
 _STOP_KEYS = {"budget", "target", "patience", "min_improvement", "ei_threshold"}
 _SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform", "min_success_probability",
-                   "length_scale_prior", "descriptor_prior"}
+                   "length_scale_prior", "descriptor_prior", "kernel"}
 _SEARCH_KEYS = {"candidates", "local", "enumerate_limit"}
-DESIGNS = ("lhs", "plain_lhs", "sobol", "random")
+DESIGNS = ("auto", "lhs", "plain_lhs", "sobol", "random")
 
 DEFAULTS: dict[str, Any] = {
     "initial_experiments": 5,
-    "initial_design": "lhs",
+    "initial_design": "auto",
     "seed": 0,
     "strategy": "auto",
     "acquisition": {"function": "ei", "xi": 0.01, "kappa": 1.96},
     "batch": {"method": "believer", "liar": "min", "explore_xi": 0.3},
     "stopping": {},
-    "surrogate": {"restarts": 2, "outlier_z": 4.0, "output_transform": "none",
-                  "min_success_probability": 0.3,
+    "surrogate": {"kernel": "rbf+matern", "restarts": 2, "outlier_z": 4.0,
+                  "output_transform": "none", "min_success_probability": 0.3,
                   "length_scale_prior": list(DEFAULT_LENGTH_SCALE_PRIOR),
                   "descriptor_prior": list(DEFAULT_DESCRIPTOR_PRIOR)},
     "search": {"candidates": 2000, "local": 3, "enumerate_limit": 20000},
@@ -138,7 +139,7 @@ class Optimizer:
         self.objectives: list[Objective] = parse_objectives(spec["objectives"])
         self.constraints = ConstraintSet(spec.get("constraints", []), self.space.names)
         self.n_initial = _int(spec.get("initial_experiments", 5), "'initial_experiments'", 0)
-        self.initial_design = spec.get("initial_design", "lhs")
+        self.initial_design = spec.get("initial_design", DEFAULTS["initial_design"])
         if self.initial_design not in DESIGNS:
             raise SpecError(f"'initial_design' must be one of {', '.join(map(repr, DESIGNS))}")
         self.seed = _int(spec.get("seed", 0), "'seed'", 0)
@@ -168,6 +169,9 @@ class Optimizer:
         sur["outlier_z"] = _float(sur["outlier_z"], "surrogate 'outlier_z'", 0.0)
         sur["min_success_probability"] = _float(
             sur["min_success_probability"], "surrogate 'min_success_probability'", 0.0)
+        if sur["kernel"] not in KERNEL_CHOICES:
+            raise SpecError(
+                f"surrogate 'kernel' must be one of {', '.join(map(repr, KERNEL_CHOICES))}")
         if sur["output_transform"] not in ("none", "rank", "log"):
             raise SpecError("surrogate 'output_transform' must be 'none', 'rank' or 'log'")
         for key in ("length_scale_prior", "descriptor_prior"):
@@ -560,12 +564,19 @@ class Optimizer:
             self._design_cache = []
             return []
         dims = self.space.skopt_dimensions()
-        if self.initial_design == "lhs":
+        design = self.initial_design
+        if design == "auto":
+            # Maximin pushes 5 points in 5-D towards the corners, where reactions rarely
+            # peak (cf3 in docs/optimizer.md), so numeric ranges get a plain Latin
+            # hypercube; a grid of choices only (direct arylation) gains from the spread.
+            every_choice = all(v.kind == "categorical" for v in self.space.variables)
+            design = "lhs" if every_choice else "plain_lhs"
+        if design == "lhs":
             raw = Lhs(criterion="maximin", iterations=200).generate(dims, n, random_state=seed)
-        elif self.initial_design == "plain_lhs":
+        elif design == "plain_lhs":
             # Uniform within the strata: no push apart, so nearer the middle than maximin.
             raw = Lhs(criterion=None).generate(dims, n, random_state=seed)
-        elif self.initial_design == "sobol":
+        elif design == "sobol":
             raw = Sobol().generate(dims, n, random_state=seed)
         else:
             raw = SkSpace(dims).rvs(n_samples=n, random_state=seed)
@@ -638,7 +649,7 @@ class Optimizer:
             self.surrogate["restarts"] if restarts is None else restarts,
             self.surrogate["outlier_z"], seed, None if prior is None else tuple(prior),
             self.space.continuous_columns(), None if desc is None else tuple(desc),
-            self.space.descriptor_columns())
+            self.space.descriptor_columns(), self.surrogate["kernel"])
 
     def _fit_model(
         self, ok: Sequence[Mapping[str, Any]], scores: np.ndarray

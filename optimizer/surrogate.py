@@ -27,6 +27,14 @@ LENGTH_SCALE_BOUNDS = (0.03, 30.0)
 # pulls the mean, but still counts as "explored".
 OUTLIER_VARIANCE = 25.0
 RESTART_LIMIT = 80
+# Kernel shapes by name (Matern smoothness nu; "rbf" is the infinitely smooth limit).
+KERNELS: dict[str, float] = {"rbf": float("inf"), "matern52": 2.5, "matern32": 1.5}
+# The default, "rbf+matern": a smooth RBF term for the broad trend of a reaction's yield
+# plus a Matern-5/2 term for what is rougher, each with its own amplitude and length
+# scales, weighed by the data. RBF alone needed fewer experiments than Matern-5/2 on the
+# virtual-lab presets but converged less closely on Branin; the sum does both
+# (docs/optimizer.md, "New defaults (25 Nov 2026)").
+KERNEL_CHOICES = ("rbf+matern", *KERNELS)
 # Gamma(shape, rate) prior on every length scale (inputs scaled to [0, 1]); mean 1/3.
 # With 5-15 points in 4-6 dimensions the plain maximum-likelihood fit often declares a
 # variable irrelevant (length scale at its upper bound) or interpolates noise (tiny length
@@ -63,15 +71,26 @@ def transform_output(y: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(kind)
 
 
-def build_kernel(column_priors: np.ndarray) -> tuple[Kernel, np.ndarray]:
-    """Constant x Matern-5/2 (a length scale per encoded column) + white noise, and the
-    Gamma (shape, rate) prior of each entry of its ``theta`` (constant, length scales,
-    noise; shape 0: no prior), given one prior row per encoded column."""
+def build_kernel(column_priors: np.ndarray, kind: str = "rbf+matern"
+                 ) -> tuple[Kernel, np.ndarray]:
+    """Constant x stationary kernel (``kind``, a length scale per encoded column; for
+    ``rbf+matern`` the sum of two such terms) + white noise, and the Gamma (shape, rate)
+    prior of each entry of its ``theta`` (constants, length scales, noise; shape 0: no
+    prior), given one prior row per encoded column."""
     d = len(column_priors)
-    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(
-        length_scale=np.full(d, 0.5), length_scale_bounds=LENGTH_SCALE_BOUNDS, nu=2.5
-    ) + WhiteKernel(1e-2, NOISE_BOUNDS)
+    start = np.full(d, 0.5)
     none = np.zeros((1, 2))
+    if kind == "rbf+matern":
+        smooth = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(start, LENGTH_SCALE_BOUNDS)
+        rough = ConstantKernel(0.1, (1e-3, 1e2)) * Matern(start, LENGTH_SCALE_BOUNDS, nu=2.5)
+        return (smooth + rough + WhiteKernel(1e-2, NOISE_BOUNDS),
+                np.vstack([none, column_priors, none, column_priors, none]))
+    if kind == "rbf":
+        shape: Kernel = RBF(length_scale=start, length_scale_bounds=LENGTH_SCALE_BOUNDS)
+    else:
+        shape = Matern(length_scale=start, length_scale_bounds=LENGTH_SCALE_BOUNDS,
+                       nu=KERNELS[kind])
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * shape + WhiteKernel(1e-2, NOISE_BOUNDS)
     return kernel, np.vstack([none, column_priors, none])
 
 
@@ -114,7 +133,11 @@ class GPModel:
         prior_mask: np.ndarray | None = None,
         descriptor_prior: tuple[float, float] | None = None,
         descriptor_mask: np.ndarray | None = None,
+        kernel: str = "rbf+matern",
     ) -> None:
+        if kernel not in KERNEL_CHOICES:
+            raise ValueError(f"unknown kernel {kernel!r}")
+        self.kernel = kernel
         self.restarts = restarts
         self.outlier_z = outlier_z
         self.seed = seed
@@ -135,11 +158,11 @@ class GPModel:
         std = float(self.y_raw.std())
         self.std = std if std > 1e-12 else 1.0
         ys = (self.y_raw - self.mean) / self.std
-        kernel, self.theta_prior = build_kernel(self._column_priors())
         self.alpha = np.full(len(ys), 1e-8)
         # Restarts guard against poor local optima of the likelihood, which matter with few
         # points; with many the likelihood is well determined and each restart costs O(n^3).
         restarts = self.restarts if len(ys) < RESTART_LIMIT else min(self.restarts, 1)
+        kernel, self.theta_prior = build_kernel(self._column_priors(), self.kernel)
         self.gp = self._fit(kernel, ys, restarts)
         self.outliers = np.zeros(len(ys), dtype=bool)
         if len(ys) >= 8 and self.outlier_z > 0:
@@ -176,7 +199,7 @@ class GPModel:
             keep[i] = False
             keep &= ~self.outliers
             held = GPModel(0, 0.0, self.seed, self.length_scale_prior, self.prior_mask,
-                           self.descriptor_prior, self.descriptor_mask)
+                           self.descriptor_prior, self.descriptor_mask, self.kernel)
             held.theta_prior = self.theta_prior
             held.x, held.alpha = self.x[keep], np.full(int(keep.sum()), 1e-8)
             gp = held._fit(self.gp.kernel_, ys[keep], 0)
@@ -216,7 +239,11 @@ class GPModel:
 
     @property
     def length_scales(self) -> np.ndarray:
-        return np.atleast_1d(self.gp.kernel_.k1.k2.length_scale)
+        """Length scale per encoded column (of the smooth term for ``rbf+matern``)."""
+        shape = self.gp.kernel_.k1
+        if self.kernel == "rbf+matern":
+            shape = shape.k1
+        return np.atleast_1d(shape.k2.length_scale)
 
     def condition(self, x_new: np.ndarray, y_new: np.ndarray) -> GPModel:
         """Same hyperparameters, extra (fantasy) data: the Kriging-believer update."""

@@ -238,7 +238,7 @@ class OptimizerSettings(_Strict):
     initial_experiments: int = Field(default=5, ge=0)
     batch_size: int = Field(default=1, ge=1, description="experiments asked for at once")
     seed: int = Field(default=0, ge=0)
-    initial_design: Literal["lhs", "plain_lhs", "sobol", "random"] = "lhs"
+    initial_design: Literal["auto", "lhs", "plain_lhs", "sobol", "random"] = "auto"
     strategy: Literal["auto", "single", "parego", "ehvi", "priority", "weighted"] = "auto"
     acquisition: Literal["ei", "pi", "lcb"] = "ei"
     stopping: Stopping = Field(default_factory=Stopping)

@@ -117,6 +117,30 @@ def test_plain_lhs_covers_each_range_and_the_middle() -> None:
             assert sorted(np.floor(column * 5).astype(int)) == [0, 1, 2, 3, 4]
     assert nearest_to_middle(plain) < nearest_to_middle(designs("random")) + 0.02
     assert nearest_to_middle(designs("lhs")) > nearest_to_middle(plain) + 0.06
+    # the default on numeric ranges is the plain one
+    assert all(np.array_equal(a, b) for a, b in zip(designs("auto"), plain, strict=True))
+    assert Optimizer.from_spec(spec).initial_design == "auto"
+
+
+def test_default_design_on_a_grid_of_choices_is_maximin() -> None:
+    """When every variable is a choice (ligand x base x solvent x level screens), the
+    default design stays the maximin Latin hypercube (the direct-arylation replay met its
+    figures with it, docs/optimizer.md); with any numeric variable it is the plain one."""
+    grid: dict[str, Any] = {
+        "variables": {"ligand": {"choices": [f"L{i}" for i in range(12)]},
+                      "base": {"choices": ["KOAc", "CsOAc", "KOPiv", "CsOPiv"]},
+                      "temperature": {"choices": ["90", "105", "120"]}},
+        "objectives": {"yield": {}}, "initial_experiments": 5}
+    mixed = {**grid, "variables": {**grid["variables"], "time": {"low": 1, "high": 20}}}
+
+    def design(spec: dict[str, Any], seed: int, kind: str | None = None) -> list[dict[str, Any]]:
+        extra = {} if kind is None else {"initial_design": kind}
+        return Optimizer.from_spec({**spec, **extra, "seed": seed}).ask(5)
+
+    for seed in range(5):
+        assert design(grid, seed) == design(grid, seed, "lhs") != design(grid, seed, "plain_lhs")
+        assert (design(mixed, seed) == design(mixed, seed, "plain_lhs")
+                != design(mixed, seed, "lhs"))
 
 
 def test_later_batch_points_explore_more(branin_spec: dict[str, Any], branin_fn: Any) -> None:

@@ -65,6 +65,7 @@ def test_integer_and_log_variables_are_typed_and_in_range() -> None:
         ({"surrogate": {"length_scale_prior": [3]}}, "length_scale_prior"),
         ({"surrogate": {"length_scale_prior": "gamma"}}, "length_scale_prior"),
         ({"surrogate": {"descriptor_prior": [2, -1]}}, "descriptor_prior"),
+        ({"surrogate": {"kernel": "linear"}}, "'kernel' must be one of 'rbf\\+matern', 'rbf'"),
         ({"batch": {"explore_xi": -0.1}}, "explore_xi"),
     ],
 )
@@ -132,6 +133,31 @@ def test_length_scale_prior_keeps_a_weak_variable_in_the_model() -> None:
     assert np.isclose(mle.length_scales.max(), LENGTH_SCALE_BOUNDS[1])
     map_fit = GPModel(restarts=2, seed=0).fit(x, y)
     assert map_fit.length_scales.max() < 3.0
+
+
+def test_default_kernel_follows_a_smooth_noisy_response_better_than_matern() -> None:
+    """The default kernel (``rbf+matern``) predicts a smooth yield surface measured with
+    1.5 % noise from 12 experiments as well as a plain RBF kernel, and better than the
+    Matern-5/2 kernel alone, which bends towards the noise."""
+    from robochem.optimizer.surrogate import GPModel
+
+    def bump(x: np.ndarray) -> np.ndarray:
+        return 60 * np.exp(-((x[:, 0] - 0.4) ** 2 + (x[:, 1] - 0.6) ** 2) / 0.1)
+
+    test_points = np.random.default_rng(0).random((400, 2))
+    error: dict[str, float] = {}
+    for kernel in ("rbf+matern", "rbf", "matern52"):
+        rmse = []
+        for seed in range(5):
+            rng = np.random.default_rng(seed + 10)
+            x = rng.random((12, 2))
+            model = GPModel(seed=0, kernel=kernel).fit(x, bump(x) + rng.normal(0, 1.5, 12))
+            rmse.append(np.sqrt(np.mean((model.predict(test_points)[0] - bump(test_points)) ** 2)))
+        error[kernel] = float(np.mean(rmse))
+    assert error["rbf+matern"] <= 1.05 * error["rbf"]
+    assert error["rbf+matern"] < 0.9 * error["matern52"]
+    assert Optimizer.from_spec({"variables": {"t": {"low": 0, "high": 1}}, "objectives": {
+        "y": {}}}).spec()["surrogate"]["kernel"] == "rbf+matern"
 
 
 def test_length_scale_prior_is_part_of_the_state(issue_spec: dict[str, Any]) -> None:
