@@ -566,9 +566,10 @@ class Optimizer:
         dims = self.space.skopt_dimensions()
         design = self.initial_design
         if design == "auto":
-            # Maximin pushes 5 points in 5-D towards the corners, where reactions rarely
-            # peak (cf3 in docs/optimizer.md), so numeric ranges get a plain Latin
-            # hypercube; a grid of choices only (direct arylation) gains from the spread.
+            # Maximin keeps 5 points in 5-D away from the middle, where cf3 peaks, so
+            # numeric ranges get a plain Latin hypercube. A grid of choices only keeps
+            # maximin: the direct-arylation replay met its figures with it and not with
+            # the plain one (50 seeds; no mechanism found, docs/optimizer.md).
             every_choice = all(v.kind == "categorical" for v in self.space.variables)
             design = "lhs" if every_choice else "plain_lhs"
         if design == "lhs":
