@@ -29,6 +29,7 @@ from .objectives import (
 from .space import Space
 from .surrogate import (
     DEFAULT_DESCRIPTOR_PRIOR,
+    DEFAULT_KERNEL,
     DEFAULT_LENGTH_SCALE_PRIOR,
     KERNEL_CHOICES,
     FeasibilityModel,
@@ -58,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "acquisition": {"function": "ei", "xi": 0.01, "kappa": 1.96},
     "batch": {"method": "believer", "liar": "min", "explore_xi": 0.3},
     "stopping": {},
-    "surrogate": {"kernel": "rbf+matern", "restarts": 2, "outlier_z": 4.0,
+    "surrogate": {"kernel": DEFAULT_KERNEL, "restarts": 2, "outlier_z": 4.0,
                   "output_transform": "none", "min_success_probability": 0.3,
                   "length_scale_prior": list(DEFAULT_LENGTH_SCALE_PRIOR),
                   "descriptor_prior": list(DEFAULT_DESCRIPTOR_PRIOR)},

@@ -34,7 +34,8 @@ KERNELS: dict[str, float] = {"rbf": float("inf"), "matern52": 2.5, "matern32": 1
 # scales, weighed by the data. RBF alone needed fewer experiments than Matern-5/2 on the
 # virtual-lab presets but converged less closely on Branin; the sum does both
 # (docs/optimizer.md, "New defaults (25 Nov 2026)").
-KERNEL_CHOICES = ("rbf+matern", *KERNELS)
+DEFAULT_KERNEL = "rbf+matern"
+KERNEL_CHOICES = (DEFAULT_KERNEL, *KERNELS)
 # Gamma(shape, rate) prior on every length scale (inputs scaled to [0, 1]); mean 1/3.
 # With 5-15 points in 4-6 dimensions the plain maximum-likelihood fit often declares a
 # variable irrelevant (length scale at its upper bound) or interpolates noise (tiny length
@@ -71,8 +72,7 @@ def transform_output(y: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(kind)
 
 
-def build_kernel(column_priors: np.ndarray, kind: str = "rbf+matern"
-                 ) -> tuple[Kernel, np.ndarray]:
+def build_kernel(column_priors: np.ndarray, kind: str) -> tuple[Kernel, np.ndarray]:
     """Constant x stationary kernel (``kind``, a length scale per encoded column; for
     ``rbf+matern`` the sum of two such terms) + white noise, and the Gamma (shape, rate)
     prior of each entry of its ``theta`` (constants, length scales, noise; shape 0: no
@@ -133,7 +133,7 @@ class GPModel:
         prior_mask: np.ndarray | None = None,
         descriptor_prior: tuple[float, float] | None = None,
         descriptor_mask: np.ndarray | None = None,
-        kernel: str = "rbf+matern",
+        kernel: str = DEFAULT_KERNEL,
     ) -> None:
         if kernel not in KERNEL_CHOICES:
             raise ValueError(f"unknown kernel {kernel!r}")
