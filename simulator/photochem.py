@@ -35,7 +35,7 @@ Canonical units: s, mL, mol/L (M), degC, µmol photons/s, nm, M⁻¹ cm⁻¹.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -553,6 +553,42 @@ class ReactionModel:
         if not sol.success:
             raise RuntimeError(f"kinetics integration failed: {sol.message}")
         return np.clip(sol.y.T, 0.0, None)
+
+    def trajectory(
+        self,
+        concentrations: Mapping[str, float],
+        horizon_s: float,
+        conditions: ReactorConditions,
+    ) -> Callable[[float], dict[str, float]]:
+        """Concentrations at any time in [0, ``horizon_s``] from one integration (the
+        solver's dense output, within its tolerances): for many plugs that start alike and
+        differ only in how long they saw the light."""
+        if not horizon_s > 0.0 or not math.isfinite(horizon_s):
+            raise ValueError(f"horizon_s must be a finite number > 0, got {horizon_s!r}")
+        y0 = self.vector(concentrations)
+        sol = solve_ivp(
+            self._rhs(self._constants(conditions)),
+            (0.0, horizon_s),
+            y0,
+            method="LSODA",
+            dense_output=True,
+            rtol=self.rtol,
+            atol=self.atol,
+        )
+        if not sol.success:
+            raise RuntimeError(f"kinetics integration failed: {sol.message}")
+        dense, species = sol.sol, self._species
+
+        def at(t_s: float) -> dict[str, float]:
+            if not 0.0 <= t_s <= horizon_s:
+                raise ValueError(f"t_s must be within [0, {horizon_s}], got {t_s!r}")
+            out = dict(concentrations)
+            final = y0 if t_s == 0.0 else np.clip(dense(t_s), 0.0, None)
+            for name, value in zip(species, final.tolist(), strict=True):
+                out[name] = value
+            return out
+
+        return at
 
     def advance(
         self,

@@ -190,3 +190,23 @@ def test_one_advance_is_fast() -> None:
     for _ in range(20):
         model.advance(start, 600.0, cond)
     assert (time.perf_counter() - t0) / 20 < 0.05  # a few ms normally; loose for CI
+
+
+def test_one_trajectory_serves_every_exposure_time() -> None:
+    """The world integrates a start mix once and reads every plug's exposure off it: the
+    readings must be what integrating each plug alone gives."""
+    model = model_for(PRESETS["hat-alkylation"])
+    start = {"BMN": 0.1, "THF": 0.5, "TBADT": 0.002, "TMB": 0.03}
+    cond = ReactorConditions.from_light(
+        80.0, full_flux_umol_s=60.0, temperature_c=30.0, wavelength_nm=365.0
+    )
+    trajectory = model.trajectory(start, 900.0, cond)
+    for t in (0.0, 0.5, 17.0, 108.5, 420.0, 900.0):
+        alone = model.advance(start, t, cond)
+        read = trajectory(t)
+        assert set(read) == set(alone)
+        for name, value in alone.items():
+            assert read[name] == pytest.approx(value, rel=1e-6, abs=1e-12), (t, name)
+    assert trajectory(420.0)["P_alpha"] > 0.01  # a real conversion, not a trivial check
+    with pytest.raises(ValueError, match="within"):
+        trajectory(900.5)
