@@ -231,8 +231,11 @@ def plan_experiment(
         steps.append(Wait(push_s, "push the slug through the reactor into the NMR cell"))
         flow = recipe.carrier_flow_ml_min
     else:
-        steps += _set_pumps(recipe.pump_flows_ml_min, pumps)
+        # Light first, as for a slug: every bit of the mix then sees it from the coil's
+        # inlet on, however long the pump commands take (at x1000 their round trips are
+        # simulated minutes, and a late light left the sample short of its exposure).
         steps += light_steps
+        steps += _set_pumps(recipe.pump_flows_ml_min, pumps)
         volumes = mode.reactor_volumes
         steps.append(Wait(recipe.wait_s, f"{volumes:g} reactor volumes to steady state"))
         flow = recipe.total_flow_ml_min

@@ -214,6 +214,8 @@ def test_plan_and_timing_model() -> None:
     kinds = [s.kind for s in plan.steps]
     assert kinds[0] == "SetValve"  # collection to waste before anything flows
     assert kinds.index("SetLight") < kinds.index("Wait") < kinds.index("Acquire")
+    # the light is on before any stock flows, so all of the mix sees it from the coil's inlet
+    assert kinds.index("WaitTemperature") < kinds.index("SetLight") < kinds.index("StartPump")
     assert isinstance(plan.steps[kinds.index("Acquire") + 1], Analyze)
     # stopped flow and light off while the spectrum is taken
     before_acquire = kinds[: kinds.index("Acquire")]
