@@ -249,10 +249,14 @@ def test_slug_stocks_start_and_stop_as_one_group() -> None:
         "temperature": 30.0,
     }
     steps = plan_experiment(protocol, platform, point).steps
-    first = next(i for i, s in enumerate(steps) if isinstance(s, SetFlow))
+    first = next(i for i, s in enumerate(steps) if isinstance(s, StartPump))
     end = pump_group(steps, first)
     starts = [s.pump for s in steps[first:end] if isinstance(s, StartPump)]
     assert sorted(starts) == sorted(PUMPS)  # every stock and the solvent in one group
+    # the rates went out before the light, so the timed group holds only the starts
+    assert not any(isinstance(s, SetFlow) for s in steps[first:end])
+    assert {s.pump for s in steps[:first] if isinstance(s, SetFlow)} == set(PUMPS)
+    assert isinstance(steps[first - 1], SetLight)
     waits = [i for i, s in enumerate(steps) if isinstance(s, Wait)]
     assemble, push = waits[0], waits[1]
     # the assembly wait ends in one group: stocks stop, the solvent carries at Q
