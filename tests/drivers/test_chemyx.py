@@ -18,7 +18,9 @@ from robochem.drivers.registry import open_device
 from robochem.simulator.base import FaultKind
 from robochem.simulator.chemyx import PAUSED, ChemyxSimulator
 
-T = 0.3
+# Reply timeout: 0.3 s was missed once by a healthy reply on the loaded 2-core CI machine
+# (25 Nov 2026); the late-reply fault below stays well past it.
+T = 1.0
 
 
 def sent(raw: list[bytes]) -> list[bytes]:
@@ -210,7 +212,7 @@ async def test_faults(running, manual_clock):
         await pump.stop()
     sim.faults.inject(FaultKind.NO_REPLY)
     assert await pump.pump_status() == 0  # queries are retried once
-    sim.faults.inject(FaultKind.LATE_REPLY, delay_s=0.8)
+    sim.faults.inject(FaultKind.LATE_REPLY, delay_s=2.5 * T)
     with pytest.raises(ReplyTimeout):
         await pump.stop()
     sim.faults.inject(FaultKind.DROP)
