@@ -577,16 +577,13 @@ class ReactionModel:
         )
         if not sol.success:
             raise RuntimeError(f"kinetics integration failed: {sol.message}")
-        dense, species = sol.sol, self._species
+        dense = sol.sol
 
         def at(t_s: float) -> dict[str, float]:
             if not 0.0 <= t_s <= horizon_s:
                 raise ValueError(f"t_s must be within [0, {horizon_s}], got {t_s!r}")
-            out = dict(concentrations)
-            final = y0 if t_s == 0.0 else np.clip(dense(t_s), 0.0, None)
-            for name, value in zip(species, final.tolist(), strict=True):
-                out[name] = value
-            return out
+            state = y0 if t_s == 0.0 else np.clip(dense(t_s), 0.0, None)
+            return self._merged(concentrations, state)
 
         return at
 
@@ -603,10 +600,12 @@ class ReactionModel:
         """
         if not dt_s >= 0.0 or not math.isfinite(dt_s):
             raise ValueError(f"dt_s must be a finite number >= 0, got {dt_s!r}")
+        return self._merged(concentrations, self.integrate(concentrations, dt_s, conditions)[-1])
+
+    def _merged(self, concentrations: Mapping[str, float], state: np.ndarray) -> dict[str, float]:
+        """``concentrations`` with the model's species replaced by ``state``."""
         out = dict(concentrations)
-        final = self.integrate(concentrations, dt_s, conditions)[-1]
-        for name, value in zip(self._species, final.tolist(), strict=True):
-            out[name] = value
+        out.update(zip(self._species, state.tolist(), strict=True))
         return out
 
     # -- bookkeeping for tests and docs ------------------------------------------------------
