@@ -21,7 +21,9 @@ from robochem.drivers.transport import open_byte_transport
 from robochem.simulator.base import FaultKind
 from robochem.simulator.harvard import Elite11Simulator
 
-T = 0.3
+# Reply timeout 0.6 s, not 0.3 s: a healthy reply can miss 0.3 s on the loaded 2-core CI
+# machine (Chemyx did once, 25 Nov 2026). The late-reply faults stay well past it.
+T = 0.6
 
 
 async def _setup(running, manual_clock, *, addresses=(0,), always_prefix=False, **kw):
@@ -235,7 +237,7 @@ async def test_faults(running, manual_clock):
         await pump.infuse()  # a run command is not retried
     sim.faults.inject(FaultKind.NO_REPLY)
     assert await pump.get_flow_rate() == 1.0  # a query is retried once
-    sim.faults.inject(FaultKind.LATE_REPLY, delay_s=0.8)
+    sim.faults.inject(FaultKind.LATE_REPLY, delay_s=2.5 * T)
     with pytest.raises(ReplyTimeout):
         await pump.stop()
     sim.faults.inject(FaultKind.DROP)

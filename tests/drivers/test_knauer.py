@@ -20,7 +20,9 @@ from robochem.drivers.registry import driver_class, open_device
 from robochem.simulator.base import FaultKind
 from robochem.simulator.knauer import KnauerPumpSimulator, KnauerValveSimulator
 
-T = 0.3  # short exchange timeout for fault tests
+# Reply timeout 0.6 s, not 0.3 s: a healthy reply can miss 0.3 s on the loaded 2-core CI
+# machine (Chemyx did once, 25 Nov 2026). The late-reply faults stay well past it.
+T = 0.6
 
 
 async def _pump(running, manual_clock, *, url_scheme="tcp", sim_kw=None, **driver_kw):
@@ -259,7 +261,7 @@ async def test_set_is_not_retried_no_reply_times_out(running, manual_clock):
 
 async def test_late_reply_times_out_then_recovers(running, manual_clock):
     sim, pump = await _pump(running, manual_clock)
-    sim.faults.inject(FaultKind.LATE_REPLY, delay_s=0.8)
+    sim.faults.inject(FaultKind.LATE_REPLY, delay_s=2.5 * T)
     with pytest.raises(ReplyTimeout):
         await pump.stop()
     assert await pump.set_flow_rate(0.5) == 0.5

@@ -17,7 +17,9 @@ from robochem.drivers.led import ModbusLedSource, ModbusPhotoreactor
 from robochem.drivers.transport import ModbusError
 from robochem.simulator.modbus_reactor import PhotoreactorSimulator
 
-TIMEOUT = 0.3
+# Reply timeout 0.6 s, not 0.3 s: a healthy reply can miss 0.3 s on the loaded 2-core CI
+# machine (Chemyx did once, 25 Nov 2026). The late-reply faults stay well past it.
+TIMEOUT = 0.6
 
 
 def crc(frame: bytes) -> bytes:

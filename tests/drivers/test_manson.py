@@ -22,7 +22,9 @@ from robochem.drivers.errors import (
 from robochem.drivers.manson import MansonLedSupply
 from robochem.simulator.manson import MansonSimulator
 
-TIMEOUT = 0.3
+# Reply timeout 0.6 s, not 0.3 s: a healthy reply can miss 0.3 s on the loaded 2-core CI
+# machine (Chemyx did once, 25 Nov 2026). The late-reply faults stay well past it.
+TIMEOUT = 0.6
 OPTIONS = {"led_voltage_v": 24.0, "min_current_a": 0.1, "max_current_a": 1.0}
 
 
