@@ -252,7 +252,11 @@ class NMRSpectrometer(Device):
     async def hardware_check(self) -> HardwareInfo: ...
 
     @abc.abstractmethod
-    async def shim(self, method: str = "CheckShim") -> ShimResult: ...
+    async def shim(
+        self, method: str = "CheckShim", *, sample_reference_ppm: float | None = None
+    ) -> ShimResult:
+        """Measure or improve the field homogeneity; with ``sample_reference_ppm``, on the
+        liquid in the cell, locking onto the line at that shift."""
 
     @abc.abstractmethod
     async def acquire(

@@ -58,6 +58,8 @@ DEFAULT_PORT = 13000
 _END = b"</Message>"
 _NOTIFICATIONS = {"StatusNotification", "CompletedNotificationType"}
 SHIM_METHODS = ("CheckShim", "QuickShim", "PowerShim")
+#: The shim that runs on the sample in the cell (a protocol started like an acquisition).
+SAMPLE_SHIM_PROTOCOL = "SHIM 1H SAMPLE"
 #: Upper bounds (simulated seconds) for a shim request to answer.
 SHIM_TIMEOUT_S = {"CheckShim": 300.0, "QuickShim": 900.0, "PowerShim": 5400.0}
 #: Software older than this was not tested by public clients (flowchem warns too).
@@ -148,6 +150,20 @@ def _message(child: ET.Element) -> bytes:
 
 def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() == "true"
+
+
+def _read_par(path: Path) -> dict[str, str]:
+    """``key = value`` lines of a Spinsolve parameter file (quotes dropped); {} if absent."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip().strip('"')
+    return out
 
 
 def _float(text: str | None) -> float | None:
@@ -595,11 +611,30 @@ class SpinsolveNMR(NMRSpectrometer):
         return el
 
     # -- shimming --------------------------------------------------------------------
-    async def shim(self, method: str = "CheckShim") -> ShimResult:
-        """CheckShim (measure only), QuickShim or PowerShim through the *ShimRequest forms."""
+    async def shim(
+        self, method: str = "CheckShim", *, sample_reference_ppm: float | None = None
+    ) -> ShimResult:
+        """CheckShim (measure only), QuickShim or PowerShim.
+
+        Without ``sample_reference_ppm`` through the *ShimRequest forms (on the shim
+        standard); with it as the ``SHIM 1H SAMPLE`` protocol on the liquid in the cell,
+        locking onto the line at that shift (a flow cell cannot take the standard without
+        being emptied). That protocol answers through notifications and a ``shim.par``
+        file, whose ``LineWidth`` is read when present.
+        """
         if method not in SHIM_METHODS:
             raise SetpointRejected(device=self.name, quantity="shim method", value=method,
                                    unit="", allowed=", ".join(SHIM_METHODS))
+        if sample_reference_ppm is not None:
+            run = await self.acquire(SAMPLE_SHIM_PROTOCOL, {
+                "SampleReference": f"{sample_reference_ppm:g}", "Shim": method})
+            details = _read_par(run.data_folder / "shim.par")
+            return ShimResult(
+                ok=True,  # an unsuccessful run raised DeviceFault in acquire()
+                line_width_hz=_float(details.get("LineWidth")),
+                base_width_hz=_float(details.get("BaseWidth")),
+                details=details,
+            )
         async with self._op_lock:
             wall = self.clock.wall_seconds(SHIM_TIMEOUT_S[method]) + self.timeout_s
             reply = await self._request(

@@ -190,6 +190,20 @@ async def test_settings_round_trip(nmr: SpinsolveNMR, sim: SpinsolveSimulator) -
         await nmr.set_data_folder("D:/x", mode="Bogus")
 
 
+async def test_sample_shim_runs_on_the_cell_and_reads_its_line_width(
+    nmr: SpinsolveNMR, sim: SpinsolveSimulator
+) -> None:
+    sim.line_width_hz = 2.4  # drifted
+    result = await nmr.shim("QuickShim", sample_reference_ppm=1.94)
+    assert result.ok and result.line_width_hz == pytest.approx(0.9, abs=0.01)
+    assert sim.line_width_hz == pytest.approx(0.9, abs=0.01)
+    (start,) = sent(sim, "Start")
+    assert start.get("protocol") == "SHIM 1H SAMPLE"
+    options = {o.get("name"): o.get("value") for o in start.iter("Option")}
+    assert options == {"SampleReference": "1.94", "Shim": "QuickShim"}
+    assert not sent(sim, "QuickShimRequest")  # not the shim-standard form
+
+
 async def test_solvent_set_on_connect(sim: SpinsolveSimulator, clock: Clock) -> None:
     async with open_device("spinsolve", sim.url(), timeout_s=TIMEOUT, clock=clock,
                            solvent="DMSO") as dev:
