@@ -6,7 +6,7 @@ against ``protocols/platforms/simulated.yaml`` and against a real lab's file.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,8 @@ __all__ = [
     "DeviceSpec",
     "Fluidics",
     "GasInlet",
+    "Nmr",
+    "NmrShim",
     "Platform",
     "PumpLine",
 ]
@@ -36,6 +38,9 @@ Temperature = quantity_type("temperature")
 Percent = quantity_type("percent", minimum=0.0)
 Length = quantity_type("length", minimum=0.0, exclusive=True)
 Wavelength = quantity_type("wavelength", minimum=0.0, exclusive=True)
+LineWidth = quantity_type("frequency", minimum=0.0, exclusive=True)
+Duration = quantity_type("time", minimum=0.0, exclusive=True)
+Ppm = Annotated[float, Field(ge=-50.0, le=250.0)]
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
@@ -93,11 +98,38 @@ class Reactor(_Strict):
     inner_diameter: Length | None = None
 
 
+class NmrShim(_Strict):
+    """When the engine shims the NMR. The field drifts after a shim and the lines broaden;
+    a broad line overlaps its neighbours and costs the analysis accuracy (docs/virtual-lab.md,
+    section 6), so a long campaign re-shims instead of measuring on through the drift."""
+
+    method: Literal["QuickShim", "PowerShim"] = Field(
+        default="QuickShim", description="how thoroughly to shim (CheckShim only measures)"
+    )
+    sample_reference: Ppm | None = Field(
+        default=None,
+        description="shift (ppm) of the solvent line to shim on, with the liquid in the flow "
+        "cell (Spinsolve 'SHIM 1H SAMPLE'); unset: the shim-standard form (*ShimRequest)",
+    )
+    max_line_width: LineWidth | None = Field(
+        default=None,
+        description="re-shim before the next experiment once the internal standard's line "
+        "(natural width at half height) is broader than this",
+    )
+    every: Duration | None = Field(
+        default=None, description="re-shim when this long has passed since the last shim"
+    )
+    at_start: bool = Field(default=True, description="shim before the first experiment")
+
+
 class Nmr(_Strict):
     device: str
     cell_volume: Volume
     transfer_volume: VolumeOrZero = Field(
         description="tubing volume from the reactor outlet to the NMR flow cell"
+    )
+    shim: NmrShim | None = Field(
+        default=None, description="automatic shimming; unset: the engine never shims"
     )
 
 

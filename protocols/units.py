@@ -65,6 +65,7 @@ KINDS: dict[str, Kind] = {
         Kind("length", "mm", "mm", "0.8 mm", "a length"),
         Kind("throughput", "mmol/h", "mmol/h", "1.5 mmol/h", "an amount per time"),
         Kind("amount", "mmol", "mmol", "5 mmol", "an amount of substance"),
+        Kind("frequency", "Hz", "Hz", "1.5 Hz", "a frequency (an NMR line width)"),
     )
 }
 

@@ -86,7 +86,12 @@ SIM_FLUIDICS: dict[str, Any] = {
     },
     "mixer_volume": "0.05 mL",
     "reactor": {"device": "reactor", "volume": "3.9 mL", "inner_diameter": "1.59 mm"},
-    "nmr": {"device": "nmr", "cell_volume": "0.1 mL", "transfer_volume": "0.5 mL"},
+    "nmr": {
+        "device": "nmr", "cell_volume": "0.1 mL", "transfer_volume": "0.5 mL",
+        # Shim before the first experiment and again once the drifting field has broadened
+        # the standard's line past 2 Hz (the simulated magnet drifts 0.1 Hz an hour).
+        "shim": {"method": "QuickShim", "max_line_width": "2 Hz", "at_start": True},
+    },
     "outlet_volume": "0.3 mL",
     "collection": {"valve": "valve-collect", "waste": "1", "collect": "2"},
     "gas_inlet": None,

@@ -113,3 +113,19 @@ def test_selector_valve_must_exist() -> None:
         f"lab.yaml:{line}:17: fluidics.pumps.pump-catalyst.selector: unknown selector valve "
         "device 'valve-catalist'; did you mean 'valve-catalyst'?"
     ]
+
+
+def test_shim_settings_are_checked() -> None:
+    text = SIMULATED.read_text()
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "max_line_width" in s)
+    errors = _errors(
+        text.replace("method: QuickShim", "method: CheckShim").replace("2 Hz", "2 mL")
+    )
+    assert errors[0].startswith(f"lab.yaml:{line - 1}:15: fluidics.nmr.shim.method: ")
+    assert "'QuickShim' or 'PowerShim'" in errors[0]
+    assert errors[1].startswith(f"lab.yaml:{line}:23: fluidics.nmr.shim.max_line_width: ")
+    assert "'2 mL' is a volume, expected a frequency" in errors[1]
+    assert len(errors) == 2
+    template = load_platform(TEMPLATE).fluidics.nmr.shim
+    assert template is not None and template.sample_reference == 1.94
+    assert template.every is not None and template.every.value == 12 * 3600
