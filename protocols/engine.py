@@ -61,6 +61,7 @@ from .load import parse_protocol
 from .model import Protocol
 from .platform import Platform
 from .recipe import Recipe
+from .shim import ShimSchedule
 from .steps import (
     Acquire,
     Analyze,
@@ -313,6 +314,8 @@ class Engine:
         self._lock = asyncio.Lock()
         self._halted = False  # set when an experiment's tasks are being cancelled
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        shim = self.platform.fluidics.nmr.shim
+        self._shim = ShimSchedule(shim) if shim is not None else None
 
     # -- state machine ----------------------------------------------------------------------
     async def _transition(self, target: EngineState, reason: str | None = None) -> None:
@@ -790,6 +793,7 @@ class Engine:
         # from when the drivers finished (their round trips are seconds of simulated time at
         # x100 and more at x1000, which stretched a slug and pushed it past the cell).
         flow_t0: float | None = None
+        await self._shim_if_due(exp_id, index)
         for number, step in enumerate(plan.steps, 1):
             if self._halted:
                 raise asyncio.CancelledError
@@ -931,6 +935,44 @@ class Engine:
     async def _poll_sleep(self, simulated_s: float) -> None:
         await asyncio.sleep(max(self.clock.wall_seconds(simulated_s), self.policy.min_poll_wall_s))
 
+    async def _shim_if_due(self, exp_id: int, index: int) -> None:
+        """Shim the NMR first when the platform's policy says so (``fluidics.nmr.shim``).
+        A shim that fails raises like any device error: the experiment is interrupted,
+        the lab made safe, and after the operator resumes the shim and then the
+        experiment are tried again."""
+        if self._shim is None:
+            return
+        reason = self._shim.due(self.clock.now())
+        if reason is None:
+            return
+        policy = self._shim.policy
+        self.progress.step = f"shimming the NMR ({policy.method})"
+        await self._publish(
+            "nmr.shim",
+            {"index": index, "reason": reason, "method": policy.method,
+             "sample_reference_ppm": policy.sample_reference},
+            experiment_id=exp_id,
+        )
+        try:
+            result = await self.lab.nmr.shim(policy.method,
+                                             sample_reference_ppm=policy.sample_reference)
+        except BaseException:
+            self._shim.failed(reason)
+            raise
+        await self._publish(
+            "nmr.shimmed",
+            {"index": index, "ok": result.ok, "line_width_hz": result.line_width_hz},
+            experiment_id=exp_id,
+        )
+        if result.ok:
+            self._shim.done(self.clock.now(), reason)
+        else:
+            self._shim.failed(reason)
+            raise InterlockTrip(
+                "nmr", f"{policy.method} finished but the spectrometer is not ready ("
+                + ", ".join(f"{k} {v}" for k, v in result.details.items()) + ")",
+                device=self.lab.nmr_name)
+
     async def _acquire(self, exp_id: int, index: int, step: Acquire) -> Acquisition:
         """Acquire; an NMR error is retried ``remeasure`` times before it trips."""
         attempts = 1 + self.policy.remeasure
@@ -959,6 +1001,7 @@ class Engine:
             analyze_folder, acquisition.data_folder, config, flow_rate_ml_min=plan.flow_ml_min
         )
         row_id = await asyncio.to_thread(self._store_measurement, exp_id, result, acquisition)
+        warning = self._shim.observe(result) if self._shim is not None else None
         await self._publish(
             "measurement",
             {
@@ -972,6 +1015,8 @@ class Engine:
             },
             experiment_id=exp_id,
         )
+        if warning is not None:
+            await self._publish("nmr.shim_warning", {"message": warning}, experiment_id=exp_id)
         return result
 
     def _store_measurement(

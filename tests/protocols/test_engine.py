@@ -526,6 +526,51 @@ async def test_nmr_error_is_measured_again_then_trips(env: Env) -> None:
     env.assert_safe()
 
 
+async def test_nmr_is_shimmed_first_and_again_once_its_lines_broaden(env: Env) -> None:
+    # The simulated platform shims before the first experiment and when the standard's
+    # line is wider than 2 Hz. A magnet drifting this fast broadens the line past 2 Hz
+    # within one experiment, so a re-shim follows, does not keep the next line narrow,
+    # and the engine warns instead of shimming before every experiment.
+    nmr = env.sim.servers["nmr"]
+    nmr.shim_drift_hz_per_hour = 8.0
+    cid = env.campaign(budget=3, initial=3)
+    engine = env.engine(cid, exit_on_pause=True)
+    assert await engine.run() is EngineState.COMPLETED, engine.reason
+    shims = env.bus.history(campaign_id=cid, kinds=("nmr.shim",))
+    assert [e.payload["index"] for e in shims] == [0, 1]
+    assert shims[0].payload["reason"] == "before the first experiment"
+    assert shims[1].payload["reason"].startswith("the internal standard's line is")
+    width = float(shims[1].payload["reason"].split(" is ")[1].split(" Hz")[0])
+    assert width > 2.0
+    shimmed = env.bus.history(campaign_id=cid, kinds=("nmr.shimmed",))
+    assert [e.payload["line_width_hz"] for e in shimmed] == [pytest.approx(0.9, abs=0.01)] * 2
+    (warning,) = env.bus.history(campaign_id=cid, kinds=("nmr.shim_warning",))
+    assert "no more re-shims for line width" in warning.payload["message"]
+    assert sum(b"<QuickShimRequest" in raw for raw in nmr.received) == 2
+
+
+async def test_a_shim_that_leaves_the_nmr_not_ready_pauses_then_is_tried_again(
+    env: Env,
+) -> None:
+    nmr = env.sim.servers["nmr"]
+    nmr.stable_lock = False
+    cid = env.campaign(budget=1, initial=1)
+    engine = env.engine(cid)
+    task = asyncio.create_task(engine.run())
+    await wait_event(env.bus, state_event(EngineState.PAUSED), task)
+    assert "not ready" in (engine.reason or "") and "StableLock false" in (engine.reason or "")
+    first, repeat = env.experiments(cid)
+    assert first.status == "interrupted" and repeat.status == "queued"
+    assert not env.bus.history(campaign_id=cid, kinds=("measurement",))
+    env.assert_safe()
+    nmr.stable_lock = True  # the operator sees to the lock, then resumes
+    await engine.resume()
+    assert await asyncio.wait_for(task, 120) is EngineState.COMPLETED
+    shims = env.bus.history(campaign_id=cid, kinds=("nmr.shimmed",))
+    assert [e.payload["ok"] for e in shims] == [False, True]
+    assert env.experiments(cid)[1].status == "done"
+
+
 async def test_dropped_connection_pauses_then_resume_repeats(env: Env) -> None:
     faults = env.sim.servers["pump-solvent"].faults
     await _fault_then_resume(

@@ -1,0 +1,89 @@
+"""When the engine shims the NMR: the platform's ``fluidics.nmr.shim`` policy, applied to
+what the campaign's spectra show.
+
+A benchtop magnet's field drifts after a shim and its lines broaden (about 0.1 Hz an hour
+in the simulated Spinsolve). Broad lines overlap their neighbours, which is how a long
+campaign's yields started to scatter (docs/virtual-lab.md, section 6). The engine asks
+:meth:`ShimSchedule.due` before each experiment and shims when it names a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robochem.analysis import AnalysisResult
+
+from .platform import NmrShim
+
+STANDARD_ROLE = "internal_standard"
+
+
+def standard_line_width_hz(result: AnalysisResult) -> float | None:
+    """The internal standard's natural line width (full width at half height, Hz): the
+    fitted width less the line broadening the processing added; None when not fitted."""
+    broadening = float(result.processing.get("line_broadening_hz") or 0.0)
+    for report in result.integrals.values():
+        if report.role == STANDARD_ROLE and report.fwhm_hz is not None:
+            return max(0.0, report.fwhm_hz - broadening)
+    return None
+
+
+@dataclass
+class ShimSchedule:
+    policy: NmrShim
+    #: simulated time of the last shim, or when the schedule started (before any shim)
+    since: float | None = None
+    shimmed: bool = False
+    #: the last spectrum's standard line width (Hz), measured since the last shim
+    line_width_hz: float | None = None
+    #: off once a shim failed to bring the line below the limit: shimming again for the
+    #: same reason would only repeat itself before every experiment
+    width_trigger: bool = True
+    _checking: bool = False  # the next spectrum tells whether a width-triggered shim worked
+    #: a shim that failed: asked again before the next attempt (after the operator resumes)
+    _retry: str | None = None
+
+    def due(self, now: float) -> str | None:
+        """Why to shim before the next experiment, or None."""
+        p = self.policy
+        if self._retry is not None:
+            return self._retry
+        if self.since is None:
+            self.since = now
+            if p.at_start:
+                return "before the first experiment"
+        limit = p.max_line_width.value if p.max_line_width is not None else None
+        if (limit is not None and self.width_trigger and self.line_width_hz is not None
+                and self.line_width_hz > limit):
+            return (f"the internal standard's line is {self.line_width_hz:.2f} Hz wide, above "
+                    f"{limit:g} Hz")
+        if p.every is not None and now - self.since >= p.every.value:
+            hours = (now - self.since) / 3600.0
+            return f"{hours:.1f} h since the last shim" if self.shimmed else (
+                f"{hours:.1f} h into the campaign")
+        return None
+
+    def done(self, now: float, reason: str) -> None:
+        """A shim finished at ``now``."""
+        self.since, self.shimmed, self.line_width_hz, self._retry = now, True, None, None
+        self._checking = reason.startswith("the internal standard's line")
+
+    def failed(self, reason: str) -> None:
+        """A shim for ``reason`` failed: it is due again before the next experiment."""
+        self._retry = reason
+
+    def observe(self, result: AnalysisResult) -> str | None:
+        """Note a spectrum's line width; returns a warning when a width-triggered shim did
+        not help (the trigger is then switched off for the rest of the run)."""
+        width = standard_line_width_hz(result)
+        if width is None:
+            return None
+        self.line_width_hz = width
+        limit = self.policy.max_line_width
+        checking, self._checking = self._checking, False
+        if checking and limit is not None and width > limit.value:
+            self.width_trigger = False
+            return (f"shimming left the internal standard's line at {width:.2f} Hz, above "
+                    f"{limit.value:g} Hz: no more re-shims for line width in this run; "
+                    "check the magnet and the sample in the cell")
+        return None
