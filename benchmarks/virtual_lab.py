@@ -4,9 +4,10 @@ Each experiment sets the pumps (flow rates from the conditions), the catalyst se
 the reactor temperature and the LED, waits for steady state (three volumes of the line
 up to the NMR cell), stops the flow, acquires a 1H/19F spectrum and analyses it. The
 yield from the spectrum is compared with the kinetic model's noise-free prediction for
-the conditions the pumps actually delivered.
+the conditions the pumps actually delivered. The NMR is shimmed as the engine would,
+by the simulated platform's ``fluidics.nmr.shim`` policy (``--no-shim``: never).
 
-    .venv/bin/python -m benchmarks.virtual_lab [--experiments 20] [--speed 300]
+    .venv/bin/python -m benchmarks.virtual_lab [--experiments 20] [--speed 300] [--no-shim]
 
 prints one row per experiment and the ratio of simulated to wall time (figure to reach:
 >= 100 for a 20-experiment campaign on 2 cores).
@@ -26,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robochem.analysis import AnalysisConfig, analyze_folder
+from robochem.analysis import AnalysisConfig, AnalysisResult, analyze_folder
 from robochem.clock import Clock, set_clock
 from robochem.drivers import open_device
+from robochem.protocols.platform import NmrShim
+from robochem.protocols.shim import ShimSchedule, standard_line_width_hz
 from robochem.simulator.reactions import Preset, get_preset, predict
 from robochem.simulator.runner import SimulatedPlatform
 
@@ -45,6 +48,9 @@ class Outcome:
     reasons: list[str]
     simulated_s: float
     wall_s: float
+    line_width_hz: float | None = None  # the standard's natural line width in the spectrum
+    shimmed: bool = False  # the NMR was shimmed before this experiment
+    result: AnalysisResult | None = None
 
 
 def flow_plan(preset: Preset, conditions: Mapping[str, Any]) -> dict[str, float]:
@@ -178,6 +184,8 @@ async def run_experiment(
         list(result.reasons),
         clock.now() - sim_start,
         time.perf_counter() - wall_start,
+        standard_line_width_hz(result),
+        result=result,
     )
 
 
@@ -193,18 +201,33 @@ def random_conditions(preset: Preset, rng: random.Random) -> dict[str, Any]:
     return out
 
 
-async def campaign(reaction: str, experiments: int, speed: float, seed: int) -> list[Outcome]:
+async def campaign(
+    reaction: str, experiments: int, speed: float, seed: int, *, shim: bool = True
+) -> list[Outcome]:
     preset = get_preset(reaction)
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
         platform = SimulatedPlatform(speed=speed, data_root=Path(tmp), reaction=reaction, seed=seed)
         set_clock(platform.clock)
+        policy = platform.platform()["fluidics"]["nmr"].get("shim")
+        schedule = ShimSchedule(NmrShim.model_validate(policy)) if shim and policy else None
         async with platform, connected(platform) as devices:
             outcomes = []
             for _ in range(experiments):
                 conditions = random_conditions(preset, rng)
-                with contextlib.suppress(ValueError):  # infeasible flow plan: draw again
-                    outcomes.append(await run_experiment(devices, platform, preset, conditions))
+                reason = schedule.due(platform.clock.now()) if schedule else None
+                if schedule is not None and reason is not None:
+                    await devices["nmr"].shim(schedule.policy.method,
+                                              sample_reference_ppm=schedule.policy.sample_reference)
+                    schedule.done(platform.clock.now(), reason)
+                try:
+                    outcome = await run_experiment(devices, platform, preset, conditions)
+                except ValueError:  # infeasible flow plan: draw again
+                    continue
+                outcome.shimmed = reason is not None
+                if schedule is not None and outcome.result is not None:
+                    schedule.observe(outcome.result)
+                outcomes.append(outcome)
             return outcomes
 
 
@@ -214,14 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", type=int, default=20)
     parser.add_argument("--speed", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-shim", action="store_true",
+                        help="never shim the NMR (its lines broaden by 0.1 Hz an hour)")
     args = parser.parse_args(argv)
     wall0 = time.perf_counter()
     clock = Clock(speed=args.speed)
     sim0 = clock.now()
-    outcomes = asyncio.run(campaign(args.reaction, args.experiments, args.speed, args.seed))
+    outcomes = asyncio.run(
+        campaign(args.reaction, args.experiments, args.speed, args.seed, shim=not args.no_shim)
+    )
     wall = time.perf_counter() - wall0
     simulated = clock.now() - sim0
-    print(f"{'#':>3} {'measured %':>10} {'model %':>8} {'error':>6} {'status':>8} {'sim min':>8}")
+    print(f"{'#':>3} {'measured %':>10} {'model %':>8} {'error':>6} {'status':>8} {'sim min':>8}"
+          f" {'line Hz':>7}")
     errors = []
     for i, o in enumerate(outcomes):
         err = None if o.measured_yield is None else o.measured_yield - o.predicted_yield
@@ -231,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{i:>3} {measured:>10} {o.predicted_yield:8.2f} "
             f"{'-' if err is None else f'{err:+6.2f}':>6} {o.status:>8} {o.simulated_s / 60:8.1f}"
+            f" {'-' if o.line_width_hz is None else f'{o.line_width_hz:7.2f}':>7}"
+            + ("  (shimmed before)" if o.shimmed else "")
         )
     print()
     print(f"experiments            {len(outcomes)}")
