@@ -257,6 +257,10 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _natural_width(fwhm_hz: float | None, broadening_hz: float) -> float | None:
+    return None if fwhm_hz is None else max(0.0, fwhm_hz - broadening_hz)
+
+
 def spectrum(database: Database, experiment_id: int) -> schemas.Spectrum:
     with database.session() as session:
         e = session.get(Experiment, experiment_id)
@@ -269,6 +273,7 @@ def spectrum(database: Database, experiment_id: int) -> schemas.Spectrum:
         result = m.result or {}
         integrals = result.get("integrals") or {}
         snr = result.get("snr") or {}
+        broadening = _number((result.get("processing") or {}).get("line_broadening_hz")) or 0.0
         regions = []
         for region in plot.get("regions") or []:
             if not isinstance(region, dict):
@@ -285,6 +290,7 @@ def spectrum(database: Database, experiment_id: int) -> schemas.Spectrum:
                     integral=_number(report.get("integral")),
                     concentration_M=_number(report.get("concentration_M")),
                     snr=_number(snr.get(name)) if isinstance(snr, dict) else None,
+                    line_width_hz=_natural_width(_number(report.get("fwhm_hz")), broadening),
                 )
             )
         return schemas.Spectrum(

@@ -158,6 +158,11 @@ class SpectrumRegion(BaseModel):
     integral: float | None
     concentration_M: float | None
     snr: float | None
+    line_width_hz: float | None = Field(
+        default=None,
+        description="natural line width at half height (fitted width less the processing's "
+        "line broadening); broad lines mean the NMR needs shimming",
+    )
 
 
 class Spectrum(BaseModel):

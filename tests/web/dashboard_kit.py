@@ -249,13 +249,15 @@ def seed_campaign(database: Database, *, name: str = "Decarboxylative coupling")
                         "yield": y,
                         "nucleus": "1H",
                         "integrals": {
-                            "TMB": {"integral": 1.0, "concentration_M": 0.05},
+                            "TMB": {"integral": 1.0, "concentration_M": 0.05,
+                                    "fwhm_hz": 2.1},
                             "product": {
                                 "integral": (y or 1) / 50,
                                 "concentration_M": 0.001 * (y or 0),
                             },
                         },
                         "snr": {"TMB": 250.0, "product": 80.0, "acid": 40.0},
+                        "processing": {"line_broadening_hz": 0.5},
                         "plot": synthetic_plot((y or 5) / 60),
                     },
                 )

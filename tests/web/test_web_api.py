@@ -171,6 +171,8 @@ async def test_spectrum_has_regions_and_numbers(world: World, client) -> None:
     assert regions["product"]["role"] == "product"
     assert (regions["product"]["lo"], regions["product"]["hi"]) == (3.8, 4.0)
     assert regions["TMB"]["concentration_M"] == 0.05 and regions["TMB"]["snr"] == 250.0
+    assert regions["TMB"]["line_width_hz"] == pytest.approx(1.6)  # 2.1 Hz fitted, 0.5 added
+    assert regions["product"]["line_width_hz"] is None  # not fitted
     assert regions["acid"]["integral"] is None  # no report for it: shown as a dash
     running = ids["experiment_ids"][-1]
     r = await client.get(f"/api/experiments/{running}/spectrum", headers=v)

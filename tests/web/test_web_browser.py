@@ -172,6 +172,9 @@ def test_dashboard_in_chromium(served: tuple[World, Server, dict]) -> None:
             expect(page.locator("#plot-variables > div")).to_have_count(3)
             # The newest measured experiment's spectrum is shown with its regions.
             expect(page.locator("#regions tbody tr")).to_have_count(3)
+            # the standard's line width (fitted 2.1 Hz less 0.5 Hz broadening): shim check
+            expect(page.locator("#regions tbody tr", has_text="TMB").locator("td").last
+                   ).to_have_text("1.60")
             page.locator(f'tr[data-experiment="{ids["experiment_ids"][1]}"]').click()
             expect(page.locator("#spectrum-title")).to_contain_text("experiment #2")
             # A new event appears in the log without reloading.

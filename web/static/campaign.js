@@ -165,7 +165,8 @@
       rc.el("td", {}, r.lo === null ? "—" : `${rc.num(r.lo, 2)}–${rc.num(r.hi, 2)}`),
       rc.el("td", { class: "num" }, rc.num(r.integral, 3)),
       rc.el("td", { class: "num" }, rc.num(r.concentration_M, 4)),
-      rc.el("td", { class: "num" }, rc.num(r.snr, 0)))));
+      rc.el("td", { class: "num" }, rc.num(r.snr, 0)),
+      rc.el("td", { class: "num" }, rc.num(r.line_width_hz, 2)))));
     document.getElementById("spectrum-qc").textContent =
       `yield ${rc.num(s.yield_percent)} %, conversion ${rc.num(s.conversion_percent)} %, QC ${s.qc_status}` +
       (s.qc_reasons.length ? ` (${s.qc_reasons.join("; ")})` : "");
