@@ -530,10 +530,10 @@ async def test_nmr_is_shimmed_first_and_again_once_its_lines_broaden(env: Env) -
     # The simulated platform shims before the first experiment and when the standard's
     # line is wider than 2 Hz. A magnet drifting this fast broadens the line past 2 Hz
     # within one experiment, so a re-shim follows, does not keep the next line narrow,
-    # and the engine warns instead of shimming before every experiment.
+    # and the engine warns (and would not shim for line width again: test_shim.py).
     nmr = env.sim.servers["nmr"]
     nmr.shim_drift_hz_per_hour = 8.0
-    cid = env.campaign(budget=3, initial=3)
+    cid = env.campaign(budget=2, initial=2)
     engine = env.engine(cid, exit_on_pause=True)
     assert await engine.run() is EngineState.COMPLETED, engine.reason
     shims = env.bus.history(campaign_id=cid, kinds=("nmr.shim",))
