@@ -219,7 +219,7 @@ async def campaign(
                 if schedule is not None and reason is not None:
                     await devices["nmr"].shim(schedule.policy.method,
                                               sample_reference_ppm=schedule.policy.sample_reference)
-                    schedule.done(platform.clock.now(), reason)
+                    schedule.done(platform.clock.now())
                 try:
                     outcome = await run_experiment(devices, platform, preset, conditions)
                 except ValueError:  # infeasible flow plan: draw again

@@ -965,7 +965,7 @@ class Engine:
             experiment_id=exp_id,
         )
         if result.ok:
-            self._shim.done(self.clock.now(), reason)
+            self._shim.done(self.clock.now())
         else:
             self._shim.failed(reason)
             raise InterlockTrip(

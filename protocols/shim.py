@@ -39,6 +39,7 @@ class ShimSchedule:
     #: off once a shim failed to bring the line below the limit: shimming again for the
     #: same reason would only repeat itself before every experiment
     width_trigger: bool = True
+    _width_due: bool = False  # the reason due() gave is the line width
     _checking: bool = False  # the next spectrum tells whether a width-triggered shim worked
     #: a shim that failed: asked again before the next attempt (after the operator resumes)
     _retry: str | None = None
@@ -48,6 +49,7 @@ class ShimSchedule:
         p = self.policy
         if self._retry is not None:
             return self._retry
+        self._width_due = False
         if self.since is None:
             self.since = now
             if p.at_start:
@@ -55,6 +57,7 @@ class ShimSchedule:
         limit = p.max_line_width.value if p.max_line_width is not None else None
         if (limit is not None and self.width_trigger and self.line_width_hz is not None
                 and self.line_width_hz > limit):
+            self._width_due = True
             return (f"the internal standard's line is {self.line_width_hz:.2f} Hz wide, above "
                     f"{limit:g} Hz")
         if p.every is not None and now - self.since >= p.every.value:
@@ -63,10 +66,10 @@ class ShimSchedule:
                 f"{hours:.1f} h into the campaign")
         return None
 
-    def done(self, now: float, reason: str) -> None:
-        """A shim finished at ``now``."""
+    def done(self, now: float) -> None:
+        """The shim due() asked for finished at ``now``."""
         self.since, self.shimmed, self.line_width_hz, self._retry = now, True, None, None
-        self._checking = reason.startswith("the internal standard's line")
+        self._checking = self._width_due
 
     def failed(self, reason: str) -> None:
         """A shim for ``reason`` failed: it is due again before the next experiment."""

@@ -32,7 +32,7 @@ def test_periodic_shims_count_from_the_start_then_from_each_shim() -> None:
     assert schedule.due(100.0) is None  # the clock starts here, no shim at the start
     assert schedule.due(100.0 + 1.9 * HOUR) is None
     assert schedule.due(100.0 + 2 * HOUR) == "2.0 h into the campaign"
-    schedule.done(100.0 + 2.1 * HOUR, "2.0 h into the campaign")
+    schedule.done(100.0 + 2.1 * HOUR)
     assert schedule.due(100.0 + 4.0 * HOUR) is None
     assert schedule.due(100.0 + 4.2 * HOUR) == "2.1 h since the last shim"
 
@@ -40,13 +40,13 @@ def test_periodic_shims_count_from_the_start_then_from_each_shim() -> None:
 def test_a_broad_line_asks_for_a_shim_and_a_useless_one_stops_asking() -> None:
     schedule = ShimSchedule(NmrShim.model_validate({"max_line_width": "2 Hz"}))
     assert schedule.due(0.0) == "before the first experiment"
-    schedule.done(0.0, "before the first experiment")
+    schedule.done(0.0)
     assert schedule.observe(_spectrum(2.4)) is None  # 1.9 Hz: fine
     assert schedule.due(600.0) is None
     assert schedule.observe(_spectrum(2.7)) is None  # drifted to 2.2 Hz
     reason = schedule.due(1200.0)
     assert reason == "the internal standard's line is 2.20 Hz wide, above 2 Hz"
-    schedule.done(1300.0, reason)
+    schedule.done(1300.0)
     assert schedule.due(1400.0) is None  # nothing measured since the shim
     warning = schedule.observe(_spectrum(2.6))  # the shim did not help
     assert warning is not None and "no more re-shims for line width" in warning
@@ -55,7 +55,8 @@ def test_a_broad_line_asks_for_a_shim_and_a_useless_one_stops_asking() -> None:
     schedule = ShimSchedule(NmrShim.model_validate({"max_line_width": "2 Hz"}))
     schedule.due(0.0)
     schedule.observe(_spectrum(3.0))
-    schedule.done(100.0, schedule.due(50.0) or "")
+    assert schedule.due(50.0) is not None
+    schedule.done(100.0)
     assert schedule.observe(_spectrum(1.5)) is None
     schedule.observe(_spectrum(3.0))
     assert schedule.due(900.0) is not None
@@ -67,5 +68,5 @@ def test_a_failed_shim_is_due_again() -> None:
     assert reason == "before the first experiment"
     schedule.failed(reason)
     assert schedule.due(500.0) == reason
-    schedule.done(600.0, reason)
+    schedule.done(600.0)
     assert schedule.due(700.0) is None
