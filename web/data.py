@@ -219,7 +219,19 @@ def _experiment_row(e: Experiment, m: Measurement | None) -> dict[str, Any]:
         "throughput_mmol_h": m.throughput_mmol_h if m else None,
         "qc_status": m.qc_status if m else None,
         "qc_reasons": list(m.qc_reasons or []) if m else [],
+        "nmr_line_width_hz": _standard_width(m.result) if m else None,
     }
+
+
+def _standard_width(result: Any) -> float | None:
+    """The internal standard's natural line width in a stored analysis result."""
+    if not isinstance(result, dict) or not isinstance(result.get("integrals"), dict):
+        return None
+    broadening = _number((result.get("processing") or {}).get("line_broadening_hz")) or 0.0
+    for report in result["integrals"].values():
+        if isinstance(report, dict) and report.get("role") == "internal_standard":
+            return _natural_width(_number(report.get("fwhm_hz")), broadening)
+    return None
 
 
 def experiments(database: Database, campaign_id: int) -> list[schemas.ExperimentRow]:

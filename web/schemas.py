@@ -143,6 +143,11 @@ class ExperimentRow(BaseModel):
     throughput_mmol_h: float | None
     qc_status: str | None
     qc_reasons: list[Any]
+    nmr_line_width_hz: float | None = Field(
+        default=None,
+        description="the internal standard's natural line width in this experiment's "
+        "spectrum (Hz): how well the NMR was shimmed",
+    )
 
 
 class ExperimentDetail(ExperimentRow):

@@ -250,7 +250,7 @@ def seed_campaign(database: Database, *, name: str = "Decarboxylative coupling")
                         "nucleus": "1H",
                         "integrals": {
                             "TMB": {"integral": 1.0, "concentration_M": 0.05,
-                                    "fwhm_hz": 2.1},
+                                    "fwhm_hz": 2.1, "role": "internal_standard"},
                             "product": {
                                 "integral": (y or 1) / 50,
                                 "concentration_M": 0.001 * (y or 0),

@@ -147,6 +147,8 @@ async def test_campaign_list_detail_and_experiments(world: World, client) -> Non
     assert [r["index"] for r in rows] == list(range(1, 8))
     assert rows[3]["qc_status"] == "rejected" and rows[3]["yield_percent"] is None
     assert rows[6]["measurement_id"] is None and rows[6]["status"] == "running"
+    assert rows[0]["nmr_line_width_hz"] == pytest.approx(1.6)  # the standard's, less 0.5 Hz lb
+    assert rows[6]["nmr_line_width_hz"] is None
 
     one = (await client.get(f"/api/experiments/{ids['experiment_ids'][0]}", headers=v)).json()
     assert one["campaign_id"] == ids["campaign_id"]

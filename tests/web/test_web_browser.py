@@ -164,12 +164,19 @@ def test_dashboard_in_chromium(served: tuple[World, Server, dict]) -> None:
             expect(page.locator("#issues")).to_contain_text("line 2:1")
             page.screenshot(path=SHOTS / "campaigns.png", full_page=True)
 
+            # a shim before experiment #3: a dashed line on the line-width plot
+            server.call(
+                world.bus.publish("engine", "nmr.shimmed", {"index": 3, "ok": True},
+                                  campaign_id=ids["campaign_id"])
+            )
             row.locator("a").click()
             expect(page.locator("#status")).to_have_text("running")
             expect(page.locator("#experiments tbody tr")).to_have_count(7)
             page.locator("#plot-objective .main-svg").first.wait_for()
             page.locator("#plot-pareto .main-svg").first.wait_for()
             expect(page.locator("#plot-variables > div")).to_have_count(3)
+            page.locator("#plot-linewidth .main-svg").first.wait_for()
+            expect(page.locator("#plot-linewidth .shapelayer path")).to_have_count(1)
             # The newest measured experiment's spectrum is shown with its regions.
             expect(page.locator("#regions tbody tr")).to_have_count(3)
             # the standard's line width (fitted 2.1 Hz less 0.5 Hz broadening): shim check

@@ -16,6 +16,7 @@
   let experiments = [];
   let selected = null;
   const seenEvents = new Set();
+  const shimmedBefore = new Set(); // experiment indices the NMR was shimmed before
 
   const plot = (el, data, layout) => {
     if (window.Plotly) window.Plotly.react(el, data, { ...LAYOUT, ...layout }, CONFIG);
@@ -125,12 +126,24 @@
     }
   }
 
+  function lineWidthPlot(rows) {
+    const pts = rows.filter((e) => e.nmr_line_width_hz !== null && e.nmr_line_width_hz !== undefined);
+    plot("plot-linewidth", [{ x: pts.map((e) => e.index), y: pts.map((e) => e.nmr_line_width_hz),
+      mode: "lines+markers", marker: { size: 7, color: "#2563eb" }, line: { color: "#93c5fd" },
+      text: pts.map((e) => `#${e.index}`) }],
+    { xaxis: { title: { text: "experiment" } }, yaxis: { title: { text: "line width (Hz)" }, rangemode: "tozero" },
+      showlegend: false, margin: { l: 50, r: 10, t: 6, b: 42 },
+      shapes: [...shimmedBefore].map((i) => ({ type: "line", xref: "x", yref: "paper", x0: i - 0.5,
+        x1: i - 0.5, y0: 0, y1: 1, line: { color: "#15803d", dash: "dash", width: 1 } })) });
+  }
+
   function draw() {
     const measure = document.getElementById("measure").value;
     const variables = table(experiments);
     objectivePlot(experiments, measure);
     paretoPlot(experiments);
     variablePlots(experiments, variables, measure);
+    lineWidthPlot(experiments);
   }
 
   async function spectrum(e) {
@@ -175,6 +188,7 @@
   function logEvent(e) {
     if (seenEvents.has(e.id)) return;
     seenEvents.add(e.id);
+    if (e.kind === "nmr.shimmed" && e.payload.ok) shimmedBefore.add(e.payload.index);
     const tbody = document.querySelector("#events tbody");
     const payload = JSON.stringify(e.payload);
     tbody.prepend(rc.el("tr", { "data-event": e.id }, rc.el("td", {}, rc.time(e.time)),
@@ -208,6 +222,7 @@
       await refresh();
       const events = await rc.api("GET", `/api/campaigns/${id}/events?limit=200`);
       events.forEach(logEvent);
+      draw(); // with the shims the events name
       const latest = events.length ? events[events.length - 1].id : undefined;
       const later = rc.debounce(() => refresh().catch(() => {}), 300);
       const params = { campaign_id: id };
