@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from robochem.analysis import AnalysisConfig, AnalysisResult, analyze_folder
+from robochem.analysis.result import standard_line_width_hz
 from robochem.clock import Clock, set_clock
 from robochem.drivers import open_device
 from robochem.protocols.platform import NmrShim
-from robochem.protocols.shim import ShimSchedule, standard_line_width_hz
+from robochem.protocols.shim import ShimSchedule
 from robochem.simulator.reactions import Preset, get_preset, predict
 from robochem.simulator.runner import SimulatedPlatform
 
@@ -226,7 +227,9 @@ async def campaign(
                     continue
                 outcome.shimmed = reason is not None
                 if schedule is not None and outcome.result is not None:
-                    schedule.observe(outcome.result)
+                    warning = schedule.observe(outcome.result)
+                    if warning is not None:
+                        print(f"# {warning}")
                 outcomes.append(outcome)
             return outcomes
 

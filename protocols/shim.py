@@ -12,20 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robochem.analysis import AnalysisResult
+from robochem.analysis.result import standard_line_width_hz
 
 from .platform import NmrShim
-
-STANDARD_ROLE = "internal_standard"
-
-
-def standard_line_width_hz(result: AnalysisResult) -> float | None:
-    """The internal standard's natural line width (full width at half height, Hz): the
-    fitted width less the line broadening the processing added; None when not fitted."""
-    broadening = float(result.processing.get("line_broadening_hz") or 0.0)
-    for report in result.integrals.values():
-        if report.role == STANDARD_ROLE and report.fwhm_hz is not None:
-            return max(0.0, report.fwhm_hz - broadening)
-    return None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from robochem.analysis.result import natural_line_width_hz, standard_line_width_hz
 from robochem.storage.db import Database
 from robochem.storage.models import (
     Campaign,
@@ -219,19 +220,10 @@ def _experiment_row(e: Experiment, m: Measurement | None) -> dict[str, Any]:
         "throughput_mmol_h": m.throughput_mmol_h if m else None,
         "qc_status": m.qc_status if m else None,
         "qc_reasons": list(m.qc_reasons or []) if m else [],
-        "nmr_line_width_hz": _standard_width(m.result) if m else None,
+        "nmr_line_width_hz": standard_line_width_hz(m.result or {}) if m else None,
     }
 
 
-def _standard_width(result: Any) -> float | None:
-    """The internal standard's natural line width in a stored analysis result."""
-    if not isinstance(result, dict) or not isinstance(result.get("integrals"), dict):
-        return None
-    broadening = _number((result.get("processing") or {}).get("line_broadening_hz")) or 0.0
-    for report in result["integrals"].values():
-        if isinstance(report, dict) and report.get("role") == "internal_standard":
-            return _natural_width(_number(report.get("fwhm_hz")), broadening)
-    return None
 
 
 def experiments(database: Database, campaign_id: int) -> list[schemas.ExperimentRow]:
@@ -269,10 +261,6 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _natural_width(fwhm_hz: float | None, broadening_hz: float) -> float | None:
-    return None if fwhm_hz is None else max(0.0, fwhm_hz - broadening_hz)
-
-
 def spectrum(database: Database, experiment_id: int) -> schemas.Spectrum:
     with database.session() as session:
         e = session.get(Experiment, experiment_id)
@@ -302,7 +290,7 @@ def spectrum(database: Database, experiment_id: int) -> schemas.Spectrum:
                     integral=_number(report.get("integral")),
                     concentration_M=_number(report.get("concentration_M")),
                     snr=_number(snr.get(name)) if isinstance(snr, dict) else None,
-                    line_width_hz=_natural_width(_number(report.get("fwhm_hz")), broadening),
+                    line_width_hz=natural_line_width_hz(_number(report.get("fwhm_hz")), broadening),
                 )
             )
         return schemas.Spectrum(

@@ -12,7 +12,7 @@ from typing import Any
 from robochem.analysis.config import AnalysisConfig
 from robochem.analysis.processing import Spectrum
 from robochem.analysis.quantify import Reference, RegionResult
-from robochem.analysis.result import Status
+from robochem.analysis.result import Status, natural_line_width_hz
 
 __all__ = ["QCReport", "check_nucleus", "check_regions_in_window", "evaluate"]
 
@@ -128,7 +128,7 @@ def evaluate(
                 elif r.fit_chi > q.fit_chi_warn:
                     report.warn(f"{label}: lineshape fit residual {r.fit_chi:.1f}× the noise")
             if r.fwhm_hz is not None:
-                natural = r.fwhm_hz - spec.line_broadening_hz
+                natural = natural_line_width_hz(r.fwhm_hz, spec.line_broadening_hz) or 0.0
                 if natural > q.max_linewidth_hz:
                     report.warn(f"{label}: line width {natural:.1f} Hz (poor shim?)")
             if r.edge_area_fraction > 0.05:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["ok", "warning", "rejected"]
 
-__all__ = ["AnalysisResult", "IntegralReport", "PlotData", "Status"]
+__all__ = [
+    "AnalysisResult",
+    "IntegralReport",
+    "PlotData",
+    "Status",
+    "natural_line_width_hz",
+    "standard_line_width_hz",
+]
 
 
 def _clean(value: Any) -> Any:
@@ -111,3 +119,28 @@ class AnalysisResult:
             source=source,
             nucleus=nucleus,
         )
+
+
+def natural_line_width_hz(fwhm_hz: float | None, line_broadening_hz: float) -> float | None:
+    """A fitted line's width at half height less the exponential line broadening the
+    processing added (Lorentzian widths add): what the shim left."""
+    return None if fwhm_hz is None else max(0.0, fwhm_hz - line_broadening_hz)
+
+
+def standard_line_width_hz(result: AnalysisResult | Mapping[str, Any]) -> float | None:
+    """The internal standard's natural line width (Hz) in a result, or in a stored one
+    (``to_dict()``); None when it was not fitted. One shim broadens every line alike, so
+    this is how well the NMR was shimmed."""
+    data = result.to_dict(include_plot=False) if isinstance(result, AnalysisResult) else result
+    integrals = data.get("integrals")
+    processing = data.get("processing")
+    if not isinstance(integrals, Mapping):
+        return None
+    broadening = processing.get("line_broadening_hz") if isinstance(processing, Mapping) else None
+    for report in integrals.values():
+        if isinstance(report, Mapping) and report.get("role") == "internal_standard":
+            fwhm = report.get("fwhm_hz")
+            if isinstance(fwhm, int | float) and not isinstance(fwhm, bool):
+                lb = broadening if isinstance(broadening, int | float) else 0.0
+                return natural_line_width_hz(float(fwhm), float(lb))
+    return None

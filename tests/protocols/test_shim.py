@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from robochem.analysis import AnalysisResult
-from robochem.analysis.result import IntegralReport
+from robochem.analysis.result import IntegralReport, standard_line_width_hz
 from robochem.protocols.platform import NmrShim
-from robochem.protocols.shim import ShimSchedule, standard_line_width_hz
+from robochem.protocols.shim import ShimSchedule
 
 HOUR = 3600.0
 
