@@ -204,7 +204,18 @@ def _latest_measurements(session: Any, experiment_ids: list[int]) -> dict[int, M
     return latest
 
 
-def _experiment_row(e: Experiment, m: Measurement | None) -> dict[str, Any]:
+def _shimmed(session: Any, campaign_id: int) -> set[int]:
+    """Experiments the engine shimmed the NMR for, successfully, before running them."""
+    rows = session.execute(
+        select(Event.experiment_id, Event.payload)
+        .where(Event.campaign_id == campaign_id, Event.kind == "nmr.shimmed")
+    )
+    return {exp_id for exp_id, payload in rows if exp_id is not None and (payload or {}).get("ok")}
+
+
+def _experiment_row(
+    e: Experiment, m: Measurement | None, shimmed: set[int] | frozenset[int] = frozenset()
+) -> dict[str, Any]:
     return {
         "id": e.id,
         "index": e.index,
@@ -221,9 +232,8 @@ def _experiment_row(e: Experiment, m: Measurement | None) -> dict[str, Any]:
         "qc_status": m.qc_status if m else None,
         "qc_reasons": list(m.qc_reasons or []) if m else [],
         "nmr_line_width_hz": standard_line_width_hz(m.result or {}) if m else None,
+        "nmr_shimmed_before": e.id in shimmed,
     }
-
-
 
 
 def experiments(database: Database, campaign_id: int) -> list[schemas.ExperimentRow]:
@@ -238,7 +248,10 @@ def experiments(database: Database, campaign_id: int) -> list[schemas.Experiment
             )
         )
         latest = _latest_measurements(session, [e.id for e in rows])
-        return [schemas.ExperimentRow(**_experiment_row(e, latest.get(e.id))) for e in rows]
+        shimmed = _shimmed(session, campaign_id)
+        return [
+            schemas.ExperimentRow(**_experiment_row(e, latest.get(e.id), shimmed)) for e in rows
+        ]
 
 
 def experiment(database: Database, experiment_id: int) -> schemas.ExperimentDetail:
@@ -251,7 +264,9 @@ def experiment(database: Database, experiment_id: int) -> schemas.ExperimentDeta
         if m is not None:
             result = {k: v for k, v in (m.result or {}).items() if k != "plot"}
         return schemas.ExperimentDetail(
-            **_experiment_row(e, m), campaign_id=e.campaign_id, result=result
+            **_experiment_row(e, m, _shimmed(session, e.campaign_id)),
+            campaign_id=e.campaign_id,
+            result=result,
         )
 
 

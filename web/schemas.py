@@ -148,6 +148,9 @@ class ExperimentRow(BaseModel):
         description="the internal standard's natural line width in this experiment's "
         "spectrum (Hz): how well the NMR was shimmed",
     )
+    nmr_shimmed_before: bool = Field(
+        default=False, description="the engine shimmed the NMR before running this experiment"
+    )
 
 
 class ExperimentDetail(ExperimentRow):

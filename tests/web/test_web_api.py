@@ -143,8 +143,13 @@ async def test_campaign_list_detail_and_experiments(world: World, client) -> Non
     }
     assert detail["eta"] is not None  # estimated from the mean duration of done experiments
 
+    for n, ok in ((1, True), (2, False)):  # a shim before #2; one that failed before #3
+        await world.bus.publish("engine", "nmr.shimmed", {"index": n + 1, "ok": ok},
+                                campaign_id=ids["campaign_id"],
+                                experiment_id=ids["experiment_ids"][n])
     rows = (await client.get(f"/api/campaigns/{ids['campaign_id']}/experiments", headers=v)).json()
     assert [r["index"] for r in rows] == list(range(1, 8))
+    assert [r["nmr_shimmed_before"] for r in rows[:3]] == [False, True, False]
     assert rows[3]["qc_status"] == "rejected" and rows[3]["yield_percent"] is None
     assert rows[6]["measurement_id"] is None and rows[6]["status"] == "running"
     assert rows[0]["nmr_line_width_hz"] == pytest.approx(1.6)  # the standard's, less 0.5 Hz lb

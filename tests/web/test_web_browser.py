@@ -167,7 +167,8 @@ def test_dashboard_in_chromium(served: tuple[World, Server, dict]) -> None:
             # a shim before experiment #3: a dashed line on the line-width plot
             server.call(
                 world.bus.publish("engine", "nmr.shimmed", {"index": 3, "ok": True},
-                                  campaign_id=ids["campaign_id"])
+                                  campaign_id=ids["campaign_id"],
+                                  experiment_id=ids["experiment_ids"][2])
             )
             row.locator("a").click()
             expect(page.locator("#status")).to_have_text("running")

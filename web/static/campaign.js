@@ -16,7 +16,6 @@
   let experiments = [];
   let selected = null;
   const seenEvents = new Set();
-  const shimmedBefore = new Set(); // experiment indices the NMR was shimmed before
 
   const plot = (el, data, layout) => {
     if (window.Plotly) window.Plotly.react(el, data, { ...LAYOUT, ...layout }, CONFIG);
@@ -133,8 +132,9 @@
       text: pts.map((e) => `#${e.index}`) }],
     { xaxis: { title: { text: "experiment" } }, yaxis: { title: { text: "line width (Hz)" }, rangemode: "tozero" },
       showlegend: false, margin: { l: 50, r: 10, t: 6, b: 42 },
-      shapes: [...shimmedBefore].map((i) => ({ type: "line", xref: "x", yref: "paper", x0: i - 0.5,
-        x1: i - 0.5, y0: 0, y1: 1, line: { color: "#15803d", dash: "dash", width: 1 } })) });
+      shapes: rows.filter((e) => e.nmr_shimmed_before).map((e) => ({ type: "line", xref: "x",
+        yref: "paper", x0: e.index - 0.5, x1: e.index - 0.5, y0: 0, y1: 1,
+        line: { color: "#15803d", dash: "dash", width: 1 } })) });
   }
 
   function draw() {
@@ -188,7 +188,6 @@
   function logEvent(e) {
     if (seenEvents.has(e.id)) return;
     seenEvents.add(e.id);
-    if (e.kind === "nmr.shimmed" && e.payload.ok) shimmedBefore.add(e.payload.index);
     const tbody = document.querySelector("#events tbody");
     const payload = JSON.stringify(e.payload);
     tbody.prepend(rc.el("tr", { "data-event": e.id }, rc.el("td", {}, rc.time(e.time)),
@@ -222,7 +221,6 @@
       await refresh();
       const events = await rc.api("GET", `/api/campaigns/${id}/events?limit=200`);
       events.forEach(logEvent);
-      draw(); // with the shims the events name
       const latest = events.length ? events[events.length - 1].id : undefined;
       const later = rc.debounce(() => refresh().catch(() => {}), 300);
       const params = { campaign_id: id };
