@@ -131,7 +131,12 @@ def standard_line_width_hz(result: AnalysisResult | Mapping[str, Any]) -> float 
     """The internal standard's natural line width (Hz) in a result, or in a stored one
     (``to_dict()``); None when it was not fitted. One shim broadens every line alike, so
     this is how well the NMR was shimmed."""
-    data = result.to_dict(include_plot=False) if isinstance(result, AnalysisResult) else result
+    data: Mapping[str, Any] = (
+        {"integrals": {k: asdict(v) for k, v in result.integrals.items()},
+         "processing": result.processing}
+        if isinstance(result, AnalysisResult)
+        else result
+    )  # not to_dict(): that copies the plot's arrays too
     integrals = data.get("integrals")
     processing = data.get("processing")
     if not isinstance(integrals, Mapping):
