@@ -29,6 +29,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.optimizer_problems import PROBLEM_NAMES, Problem, problems
+from benchmarks.optimizer_reference import run_botorch
+from benchmarks.optimizer_reference import unsupported as reference_unsupported
 from robochem.optimizer import Optimizer, hypervolume
 
 LEVELS = (0.90, 0.95, 0.99)
@@ -167,6 +169,8 @@ METHODS: dict[str, Callable[[Problem, int, int], list[dict[str, Any]]]] = {
     "ours-parego": _ours({"strategy": "parego"}),
     "ours-mle": _ours({"surrogate": {"length_scale_prior": None}}),
     "ours-ehvi": _ours({"strategy": "ehvi"}),
+    # an outside reference (needs `pip install botorch`; see benchmarks/optimizer_reference.py)
+    "botorch": run_botorch,
 }
 DEFAULT_METHODS = [OURS, "random", "lhs", "skopt"]
 
@@ -267,16 +271,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{_stat(r['n95'], b):>14} {_stat(r['n99'], b):>14} "
               f"{100 * float(np.median(r['final'])):>8.1f} {r['violations']:>4} "
               f"{r['seconds']:>6.1f}")
-    pairs = [(r, q) for r in rows for q in rows if r["method"] == OURS
+    pairs = [(r, q) for r in rows for q in rows if r["method"] != "random"
              and q["method"] == "random" and q["problem"] == r["problem"]]
     if pairs:
         print()
-        print(f"{'problem':<26} times fewer experiments to 95 % than random, "
+        print(f"{'problem':<26} {'method':<12} times fewer experiments to 95 % than random, "
               "[90 % bootstrap interval over seeds]")
         for r, q in pairs:
             ratio, lo, hi, censored = ratio_to_random(r["n95"], q["n95"], r["budget"])
             bound = "at least " if censored else ""
-            print(f"{r['problem']:<26} {bound}{ratio:.2f}x [{lo:.2f}-{hi:.2f}]")
+            print(f"{r['problem']:<26} {r['method']:<12} {bound}{ratio:.2f}x [{lo:.2f}-{hi:.2f}]")
     mo = [r for r in rows if "hv30" in r]
     if mo:
         print()
@@ -348,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     for m in methods:
         if m not in METHODS:
             parser.error(f"unknown method {m!r}; choose from {list(METHODS)}")
+    if "botorch" in methods and (reason := reference_unsupported(list(allp.values()))):
+        parser.error(reason)
     budgets = {n: args.budget or allp[n].budget for n in names}
     jobs = []
     for n in names:

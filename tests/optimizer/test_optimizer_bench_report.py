@@ -5,6 +5,8 @@ result."""
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +58,27 @@ def test_report_prints_the_ratio_for_each_problem(
     saved = tmp_path / "runs.jsonl"
     records = [_record("cf3", "robochem", s, 10) for s in range(5)]
     records += [_record("cf3", "random", s, 24) for s in range(5)]
+    records += [_record("cf3", "lhs", s, 20) for s in range(5)]
     saved.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     main(["--report", str(saved)])
     out = capsys.readouterr().out
     assert "times fewer experiments to 95 % than random" in out
-    assert "cf3" in out.splitlines()[-1] and "2.40x [2.40-2.40]" in out
+    ratios = out.splitlines()[-2:]
+    # every method, not only robochem, is compared with random (an outside reference too)
+    assert ratios[0].split()[:2] == ["cf3", "robochem"] and "2.40x [2.40-2.40]" in ratios[0]
+    assert ratios[1].split()[:2] == ["cf3", "lhs"] and "1.20x [1.20-1.20]" in ratios[1]
+
+
+def test_the_botorch_reference_says_what_it_needs_before_any_run_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "botorch", None)  # not installed
+    with pytest.raises(SystemExit):
+        main(["--methods", "botorch", "--problems", "branin", "--seeds", "1", "--no-latency"])
+    assert "pip install botorch" in capsys.readouterr().err
+
+    monkeypatch.setitem(sys.modules, "botorch", types.ModuleType("botorch"))  # installed
+    with pytest.raises(SystemExit):
+        main(["--methods", "botorch", "--problems", "reaction", "--seeds", "1", "--no-latency"])
+    err = capsys.readouterr().err
+    assert "continuous variables only" in err and "reaction has discrete variables" in err
