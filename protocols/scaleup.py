@@ -723,6 +723,9 @@ class ScaleUpRunner:
         e, plan = self.e, self.plan
         fl = self.platform.fluidics
         assert fl.collection is not None  # checked by the validator
+        # A segment runs for hours with liquid in the cell: shim (when the platform's
+        # policy says it is due) now, before anything flows, not in the middle of it.
+        await e._shim_if_due(seg.exp_id, seg.index)
         # -- start-up to waste until the NMR yields agree
         await self._phase(seg, "startup")
         await self._steps(seg, start_steps(self.protocol, self.platform, plan))

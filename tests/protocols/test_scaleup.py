@@ -151,6 +151,10 @@ async def test_scale_up_collects_the_requested_amount(env: Env) -> None:
         e.payload["phase"] for e in env.bus.history(campaign_id=cid, kinds=("scaleup.phase",))
     ]
     assert phases[:3] == ["startup", "steady", "collecting"] and phases[-1] == "flushed"
+    # the simulated platform shims at the start: before the start-up, not with liquid flowing
+    kinds = [e.kind for e in env.bus.history(
+        campaign_id=cid, kinds=("nmr.shim", "nmr.shimmed", "scaleup.phase"))]
+    assert kinds[:3] == ["nmr.shim", "nmr.shimmed", "scaleup.phase"], kinds
     measured = checks(env, cid)
     startup = [c for c in measured if c["phase"] == "startup"]
     assert len(startup) >= 3 and all(c["yield"] is not None for c in startup)
