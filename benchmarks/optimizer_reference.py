@@ -19,24 +19,22 @@ mixed model whose settings would be ours, not BoTorch's defaults.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from benchmarks.optimizer_problems import Problem
+from robochem.optimizer.space import parse_variable
 
 INITIAL_POINTS = 5
 
 
 def _to_point(problem: Problem, unit: list[float]) -> dict[str, Any]:
+    """The unit cube's point in the problem's variables, mapped as robochem maps them."""
     point: dict[str, Any] = {}
-    for (name, v), u in zip(problem.spec["variables"].items(), unit, strict=True):
-        if v.get("log"):
-            lo, hi = math.log(v["low"]), math.log(v["high"])
-            point[name] = math.exp(lo + u * (hi - lo))
-        else:
-            point[name] = v["low"] + u * (v["high"] - v["low"])
+    for (name, spec), u in zip(problem.spec["variables"].items(), unit, strict=True):
+        variable = parse_variable(name, spec)
+        point[name] = variable.native(variable.from_unit(np.array([u]))[0])
     return point
 
 
@@ -66,7 +64,7 @@ def run_botorch(problem: Problem, seed: int, budget: int) -> list[dict[str, Any]
 
     torch.set_num_threads(1)  # two benchmark workers on two cores, as for the other methods
     before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # BoTorch's advice; float32 paths diverge by seed
+    torch.set_default_dtype(torch.float64)  # BoTorch advises double precision for GP fits
     try:
         return _botorch_campaign(problem, seed, budget)
     finally:
