@@ -32,7 +32,7 @@ from robochem.analysis.result import standard_line_width_hz
 from robochem.clock import Clock, set_clock
 from robochem.drivers import open_device
 from robochem.protocols.platform import NmrShim
-from robochem.protocols.shim import ShimSchedule
+from robochem.protocols.runtime.shim import ShimSchedule
 from robochem.simulator.reactions import Preset, get_preset, predict
 from robochem.simulator.runner import SimulatedPlatform
 

@@ -148,12 +148,12 @@ def _register_subcommands() -> None:
     from robochem.analysis.cli import nmr_app
 
     app.add_typer(nmr_app, name="nmr")
-    from robochem.protocols.run_cli import campaigns_app, export_command, run_command
+    from robochem.protocols.runtime.run_cli import campaigns_app, export_command, run_command
 
     app.command("run")(run_command)
     app.command("export")(export_command)
     app.add_typer(campaigns_app, name="campaigns")
-    from robochem.protocols.scaleup_cli import scale_up_command
+    from robochem.protocols.runtime.scaleup_cli import scale_up_command
 
     app.command("scale-up")(scale_up_command)
 

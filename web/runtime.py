@@ -1,10 +1,10 @@
 """The running lab behind the dashboard: device polling, manual control, the engine.
 
 ``LabService`` implements :class:`~robochem.web.lab.LabController` on a connected
-:class:`~robochem.protocols.lab.Lab`: a background task reads every device about once a
+:class:`~robochem.protocols.runtime.lab.Lab`: a background task reads every device about once a
 second and keeps the snapshots the pages poll, so page views never touch the hardware.
 ``CampaignService`` implements :class:`~robochem.web.lab.CampaignController` with the
-campaign :class:`~robochem.protocols.engine.Engine` in this process (the event bus is
+campaign :class:`~robochem.protocols.runtime.engine.Engine` in this process (the event bus is
 in-process, so the dashboard, the engine and the devices share one event loop).
 """
 
@@ -237,7 +237,7 @@ class CampaignService:
         return []
 
     async def create(self, protocol_yaml: str, *, created_by: str) -> int:
-        from robochem.protocols.engine import create_campaign
+        from robochem.protocols.runtime.engine import create_campaign
 
         issues = self.validate(protocol_yaml)
         if issues:
@@ -245,7 +245,7 @@ class CampaignService:
         return create_campaign(self.database, protocol_yaml, platform=self.lab.platform)
 
     async def start(self, campaign_id: int) -> None:
-        from robochem.protocols.engine import Engine
+        from robochem.protocols.runtime.engine import Engine
 
         if any(not t.done() for t in self.tasks.values()):
             raise ControlError("another campaign is running on this platform")
@@ -266,7 +266,7 @@ class CampaignService:
         return engine
 
     async def _verb(self, campaign_id: int, verb: str, *args: Any) -> None:
-        from robochem.protocols.engine import IllegalTransition
+        from robochem.protocols.runtime.engine import IllegalTransition
 
         engine = self._engine(campaign_id)
         try:

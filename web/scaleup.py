@@ -76,7 +76,8 @@ async def create_scale_up(
     conditions; start it like any campaign. Protocol errors come back with line numbers."""
     from robochem.protocols.errors import ProtocolError
     from robochem.protocols.load import parse_protocol
-    from robochem.protocols.scaleup import choose_experiment, scale_up_protocol_text
+    from robochem.protocols.runtime.scaleup import choose_experiment
+    from robochem.protocols.scaleup import scale_up_protocol_text
     from robochem.protocols.units import UnitError, parse_quantity
     from robochem.web.lab import ProtocolInvalidError, ProtocolIssue
 

@@ -33,8 +33,8 @@ async def run_dashboard(
     """Connect ``platform``'s devices, serve the dashboard until Ctrl-C, leave all safe."""
     from robochem.clock import get_clock
     from robochem.events import EventBus
-    from robochem.protocols.engine import create_campaign
-    from robochem.protocols.lab import connect_lab
+    from robochem.protocols.runtime.engine import create_campaign
+    from robochem.protocols.runtime.lab import connect_lab
     from robochem.storage import open_database
     from robochem.web.app import create_app, issue_login_link, make_server
     from robochem.web.auth import ensure_user

@@ -23,8 +23,10 @@ from robochem.analysis import AnalysisResult
 from robochem.clock import set_clock
 from robochem.events import Event, EventBus
 from robochem.optimizer import Optimizer
-from robochem.protocols import engine as engine_module
-from robochem.protocols.engine import (
+from robochem.protocols.load import parse_platform, parse_protocol
+from robochem.protocols.platform import Platform
+from robochem.protocols.runtime import engine as engine_module
+from robochem.protocols.runtime.engine import (
     TRANSITIONS,
     Engine,
     EngineState,
@@ -32,9 +34,7 @@ from robochem.protocols.engine import (
     Policy,
     create_campaign,
 )
-from robochem.protocols.lab import Lab, connect_lab
-from robochem.protocols.load import parse_platform, parse_protocol
-from robochem.protocols.platform import Platform
+from robochem.protocols.runtime.lab import Lab, connect_lab
 from robochem.protocols.steps import (
     Acquire,
     Analyze,

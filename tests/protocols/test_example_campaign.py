@@ -28,9 +28,9 @@ from sqlalchemy import func, select
 from robochem.clock import set_clock
 from robochem.events import EventBus
 from robochem.protocols.checks import reagent_needs
-from robochem.protocols.engine import Engine, EngineState, Policy, create_campaign
-from robochem.protocols.lab import connect_lab
 from robochem.protocols.load import parse_platform, parse_protocol
+from robochem.protocols.runtime.engine import Engine, EngineState, Policy, create_campaign
+from robochem.protocols.runtime.lab import connect_lab
 from robochem.simulator.runner import SimulatedPlatform
 from robochem.storage.db import Database
 from robochem.storage.models import Campaign, Event, Experiment, Measurement

@@ -21,11 +21,12 @@ from sqlalchemy import select
 
 from robochem.clock import set_clock
 from robochem.events import EventBus
-from robochem.protocols.engine import Engine, EngineState, Policy, create_campaign
-from robochem.protocols.lab import Lab, connect_lab
 from robochem.protocols.load import parse_platform, parse_protocol
 from robochem.protocols.platform import Platform
-from robochem.protocols.scaleup import choose_experiment, scale_up_protocol_text
+from robochem.protocols.runtime.engine import Engine, EngineState, Policy, create_campaign
+from robochem.protocols.runtime.lab import Lab, connect_lab
+from robochem.protocols.runtime.scaleup import choose_experiment
+from robochem.protocols.scaleup import scale_up_protocol_text
 from robochem.simulator.reactions import get_preset
 from robochem.simulator.runner import SimulatedPlatform
 from robochem.simulator.world import ScheduledFault

@@ -8,10 +8,11 @@ import asyncio
 from test_scaleup_cli import HAT, OPTIMUM, SIMULATED
 
 from robochem.events import EventBus
-from robochem.protocols.engine import Engine, create_campaign
-from robochem.protocols.lab import Lab
 from robochem.protocols.load import load_platform
-from robochem.protocols.scaleup import Chosen, ScaleUpRunner, scale_up_protocol_text
+from robochem.protocols.runtime.engine import Engine, create_campaign
+from robochem.protocols.runtime.lab import Lab
+from robochem.protocols.runtime.scaleup import ScaleUpRunner
+from robochem.protocols.scaleup import Chosen, scale_up_protocol_text
 from robochem.storage.db import Database
 from robochem.storage.models import Campaign, Experiment
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from robochem.analysis import AnalysisResult
 from robochem.analysis.result import IntegralReport, standard_line_width_hz
 from robochem.protocols.platform import NmrShim
-from robochem.protocols.shim import ShimSchedule
+from robochem.protocols.runtime.shim import ShimSchedule
 
 HOUR = 3600.0
 

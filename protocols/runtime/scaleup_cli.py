@@ -15,7 +15,7 @@ import typer
 
 __all__ = ["scale_up_command", "scale_up_summary"]
 
-SIMULATED_PLATFORM = Path(__file__).resolve().parent / "platforms" / "simulated.yaml"
+SIMULATED_PLATFORM = Path(__file__).resolve().parent.parent / "platforms" / "simulated.yaml"
 
 
 def _platform_for(database: Any, campaign_id: int, given: Path | None) -> Path:
@@ -59,10 +59,11 @@ def scale_up_command(
     """Write a scale-up protocol: a campaign's best conditions run continuously."""
     from robochem.storage.db import open_database
 
-    from .errors import ProtocolError
-    from .load import load_platform, parse_protocol
-    from .scaleup import choose_experiment, scale_up_protocol_text
-    from .units import UnitError, parse_quantity
+    from ..errors import ProtocolError
+    from ..load import load_platform, parse_protocol
+    from ..scaleup import scale_up_protocol_text
+    from ..units import UnitError, parse_quantity
+    from .scaleup import choose_experiment
 
     if objective not in ("yield", "throughput"):
         raise typer.BadParameter("must be 'yield' or 'throughput'", param_hint="--objective")
@@ -122,7 +123,7 @@ def scale_up_command(
 
 def scale_up_summary(protocol: Any, platform: Any) -> list[str]:
     """What the operator checks before starting: conditions, times, flows, reagents."""
-    from .scaleup import plan_scale_up
+    from ..scaleup import plan_scale_up
 
     su = protocol.scale_up
     plan = plan_scale_up(protocol, platform)

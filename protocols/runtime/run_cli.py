@@ -55,8 +55,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _load(protocol: Path | None, platform: Path) -> tuple[Any, Any]:
-    from .errors import ProtocolError
-    from .load import load_platform, load_protocol
+    from ..errors import ProtocolError
+    from ..load import load_platform, load_protocol
 
     try:
         plat = load_platform(platform)
@@ -152,7 +152,7 @@ def run_command(
 
 
 def _parse_refill(text: str) -> tuple[str, float]:
-    from .units import UnitError, parse_quantity
+    from ..units import UnitError, parse_quantity
 
     stock, sep, volume = text.partition("=")
     if not sep:
@@ -251,7 +251,7 @@ def _scale_up_lines(db: Any, campaign_id: int) -> list[str]:
     """The scale-up report (docs/scale-up.md) in a few lines."""
     from robochem.storage.models import Campaign
 
-    from .scaleup import scale_up_report
+    from ..scaleup import scale_up_report
 
     with db.session() as session:
         row = session.get(Campaign, campaign_id)
@@ -362,7 +362,7 @@ def _print_dry_run(protocol: Any, platform: Any) -> None:
 
     from robochem.optimizer import Optimizer
 
-    from .steps import InfeasibleConditions, plan_experiment, timing_model
+    from ..steps import InfeasibleConditions, plan_experiment, timing_model
 
     spec = protocol.to_optimizer_spec()
     budget = protocol.optimizer.budget
@@ -381,7 +381,7 @@ def _print_dry_run(protocol: Any, platform: Any) -> None:
         total_s += timing.duration_s
         for stock, ml in timing.use_ml.items():
             use[stock] = use.get(stock, 0.0) + ml
-    from .checks import reagent_needs
+    from ..checks import reagent_needs
 
     pumps = platform.fluidics.pumps
     bound = reagent_needs(protocol, platform)
@@ -524,9 +524,9 @@ def export_rows(database: Any, campaign_id: int) -> tuple[list[str], list[list[A
 
     from robochem.storage.models import Campaign, Experiment
 
-    from .load import parse_protocol
-    from .model import Categorical
-    from .units import KINDS
+    from ..load import parse_protocol
+    from ..model import Categorical
+    from ..units import KINDS
 
     with database.session() as session:
         campaign = session.get(Campaign, campaign_id)

@@ -56,13 +56,11 @@ from robochem.storage.models import (
     Measurement,
 )
 
-from .lab import Lab, uncancellable
-from .load import parse_protocol
-from .model import Protocol
-from .platform import Platform
-from .recipe import Recipe
-from .shim import ShimSchedule
-from .steps import (
+from ..load import parse_protocol
+from ..model import Protocol
+from ..platform import Platform
+from ..recipe import Recipe
+from ..steps import (
     Acquire,
     Analyze,
     ExperimentPlan,
@@ -82,8 +80,10 @@ from .steps import (
     pump_group,
     timing_model,
 )
+from .lab import Lab, uncancellable
+from .shim import ShimSchedule
 
-log = logging.getLogger("robochem.protocols.engine")
+log = logging.getLogger("robochem.protocols.runtime.engine")
 
 __all__ = [
     "TRANSITIONS",

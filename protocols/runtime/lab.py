@@ -29,9 +29,9 @@ from robochem.drivers.base import (
     Valve,
 )
 
-from .platform import Platform
+from ..platform import Platform
 
-log = logging.getLogger("robochem.protocols.lab")
+log = logging.getLogger("robochem.protocols.runtime.lab")
 T = TypeVar("T")
 
 __all__ = ["Lab", "SafeStateReport", "connect_lab", "uncancellable"]

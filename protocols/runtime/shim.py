@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from robochem.analysis import AnalysisResult
 from robochem.analysis.result import standard_line_width_hz
 
-from .platform import NmrShim
+from ..platform import NmrShim
 
 
 @dataclass
