@@ -4,8 +4,10 @@ photoreactor box that also carries an Omron-compatible temperature block on the 
 URL forms as for every Modbus device: ``modbus+rtu:///dev/ttyUSB0?baudrate=9600&unit=1``,
 ``modbus+rtu+socket://host:port?unit=1``, ``modbus+tcp://host:port?unit=1``.
 
-While the light is on, the driver writes HEARTBEAT every third of WATCHDOG_TIMEOUT; if the
-host dies, the device switches the LED off by itself.
+While the light is on, the driver writes HEARTBEAT every second (a third of
+WATCHDOG_TIMEOUT when that is shorter); if the host dies, the device switches the LED off
+by itself. Both count wall seconds: the device's firmware counts real time, whatever the
+speed of a simulated clock.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ STATUS_BITS = {
 }
 #: Latched faults: cleared by writing LED_ENABLE = 0 once the cause is gone.
 LATCHED_BITS = (1, 2, 3)
+#: Wall seconds without a heartbeat after which the device switches the LED off.
+DEFAULT_WATCHDOG_S = 5
+#: Longest wall time between heartbeats (shorter for a watchdog under 3 s).
+HEARTBEAT_PERIOD_S = 1.0
 
 
 def _signed(value: int) -> int:
@@ -51,10 +57,11 @@ def _signed(value: int) -> int:
 class ModbusLedSource(LightSource):
     """``modbus-led``: intensity 0.0-100.0 % in 0.1 % steps, read-back, faults, photon flux.
 
-    Options: ``watchdog_s`` (1..600 s, 0 disables the device watchdog and the heartbeat;
-    default 30); ``wavelength_nm`` (expected peak wavelength: connect fails if the fitted
-    module differs by more than ``wavelength_tolerance_nm``); ``transport`` (a shared
-    ``ModbusTransport``); ``clock`` (paces the heartbeat, default the shared clock).
+    Options: ``watchdog_s`` (wall seconds 1..600, 0 disables the device watchdog and the
+    heartbeat; default 5); ``wavelength_nm`` (expected peak wavelength: connect fails if the
+    fitted module differs by more than ``wavelength_tolerance_nm``); ``transport`` (a shared
+    ``ModbusTransport``); ``clock`` (the shared clock by default; the heartbeat does not use
+    it: the watchdog counts real seconds).
     """
 
     driver_name = "modbus-led"
@@ -66,7 +73,7 @@ class ModbusLedSource(LightSource):
         *,
         name: str | None = None,
         timeout_s: float = 1.0,
-        watchdog_s: int = 30,
+        watchdog_s: int = DEFAULT_WATCHDOG_S,
         wavelength_nm: float | None = None,
         wavelength_tolerance_nm: float = 5.0,
         transport: ModbusTransport | None = None,
@@ -236,9 +243,11 @@ class ModbusLedSource(LightSource):
                 await task
 
     async def _heartbeat_loop(self) -> None:
-        period = self.watchdog_s / 3
+        # Wall seconds, not the simulated clock: at x1000 a simulated pace would hammer the
+        # bus, and the device's window is real time anyway.
+        period = min(HEARTBEAT_PERIOD_S, self.watchdog_s / 3)
         while True:
-            await self.clock.sleep(period)
+            await asyncio.sleep(period)
             try:
                 await self._beat()
             except CommunicationError as exc:
@@ -267,7 +276,7 @@ class ModbusPhotoreactor(Photoreactor):
         *,
         name: str | None = None,
         timeout_s: float = 1.0,
-        watchdog_s: int = 30,
+        watchdog_s: int = DEFAULT_WATCHDOG_S,
         wavelength_nm: float | None = None,
         sp_range_c: tuple[float, float] = (-20.0, 150.0),
         stop_on_connect: bool = True,

@@ -8,7 +8,10 @@ framing over TCP (drivers use ``modbus+rtu+socket://``); ``modbus_tcp=True`` ser
 Modbus TCP (``modbus+tcp://``).
 
 State evolves lazily on the shared clock: every request (and every read of a public
-property) first integrates the physics up to ``clock.now()``. Everything a virtual lab
+property) first integrates the physics up to ``clock.now()``. The LED watchdog is the one
+exception: like a device's firmware it counts wall seconds (``wall``, default
+``time.monotonic``), whatever the simulation speed, and fires at the simulated instant
+that corresponds to its wall-time deadline. Everything a virtual lab
 needs is a plain attribute: ``ambient_c``, ``extra_heat_w``, ``heat_sources`` (callables
 of simulated time returning watts), ``led_output_percent``, ``photon_flux_umol_s``...
 
@@ -18,6 +21,7 @@ This module is written from the reference alone; it shares no code with the driv
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -130,8 +134,10 @@ class PhotoreactorSimulator:
         led_max_current_ma: int = 700,
         led_heat_w: float = 30.0,
         led_ramp_s: float = 0.5,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self.clock = clock or get_clock()
+        self._wall = wall or time.monotonic  # what the watchdog counts: real seconds
         self.host = host
         self.port = port
         self.unit = unit
@@ -202,7 +208,7 @@ class PhotoreactorSimulator:
         self.latched: set[int] = set()  # LED status bits 1..3
         self.watchdog_s = 0
         self.heartbeat = 0
-        self._last_heartbeat_t = 0.0
+        self._heartbeat_wall = self._wall()  # wall time of the last heartbeat (or enable)
 
         self._t: float | None = None
         self._server: Any = None
@@ -219,7 +225,7 @@ class PhotoreactorSimulator:
 
     async def start(self) -> PhotoreactorSimulator:
         self._t = self.clock.now()
-        self._last_heartbeat_t = self._t
+        self._heartbeat_wall = self._wall()
         device = SimDevice(self.unit, simdata=self._simdata(), action=self._action)
         framer = FramerType.SOCKET if self.modbus_tcp else FramerType.RTU
         self._server = ModbusTcpServer(device, address=("127.0.0.1", 0), framer=framer)
@@ -396,13 +402,18 @@ class PhotoreactorSimulator:
         now = self.clock.now()
         if self._t is None:
             self._t = now
-            self._last_heartbeat_t = now
+            self._heartbeat_wall = self._wall()
             return
+        trip_at = self._watchdog_due(now)
         dt = now - self._t
         if dt <= 0:
+            if trip_at is not None:
+                self._trip_watchdog()
             return
         t = self._t
         if dt > 3600:  # a long gap: start from equilibrium, then integrate the last 10 min
+            if trip_at is not None and trip_at <= now - 600:
+                self._trip_watchdog()
             self._settle()
             t = now - 600
             dt = 600
@@ -410,8 +421,24 @@ class PhotoreactorSimulator:
         h = dt / n
         for _ in range(n):
             t += h
-            self._step(h, t)
+            self._step(h, t, trip_at)
         self._t = now
+
+    def _watchdog_due(self, now: float) -> float | None:
+        """The simulated instant the watchdog fires at, or None while it is not due.
+
+        A device's firmware counts real seconds, so the window is wall time: at x1000 a 5 s
+        watchdog is still 5 s without a heartbeat, not 5 ms."""
+        if not (self.led_enabled and self.watchdog_s > 0):
+            return None
+        overdue = self._wall() - (self._heartbeat_wall + self.watchdog_s)
+        if overdue < 0:
+            return None
+        return now - self.clock.simulated_seconds(overdue)
+
+    def _trip_watchdog(self) -> None:
+        self.latched.add(LED_WATCHDOG)
+        self._led_off()
 
     def _settle(self) -> None:
         self.led_actual_permille = self._led_target()
@@ -433,15 +460,10 @@ class PhotoreactorSimulator:
         led = self.led_heat_w * self.led_actual_permille / 1000
         return led + self.extra_heat_w + sum(source(t) for source in self.heat_sources)
 
-    def _step(self, h: float, t: float) -> None:
+    def _step(self, h: float, t: float, trip_at: float | None = None) -> None:
         # Watchdog: the host must write HEARTBEAT within WATCHDOG_TIMEOUT while the LED is on.
-        if (
-            self.led_enabled
-            and self.watchdog_s > 0
-            and t - self._last_heartbeat_t > self.watchdog_s
-        ):
-            self.latched.add(LED_WATCHDOG)
-            self._led_off()
+        if trip_at is not None and t >= trip_at and self.led_enabled:
+            self._trip_watchdog()
         # LED output: ramps up toward the setpoint, drops at once when off.
         target = self._led_target()
         if target < self.led_actual_permille:
@@ -702,21 +724,21 @@ class PhotoreactorSimulator:
 
             def set_watchdog() -> None:
                 self.watchdog_s = raw
-                self._last_heartbeat_t = self.clock.now()
+                self._heartbeat_wall = self._wall()
 
             return set_watchdog
         if address == 0x3009:
 
             def beat() -> None:
                 self.heartbeat = raw
-                self._last_heartbeat_t = self.clock.now()
+                self._heartbeat_wall = self._wall()
 
             return beat
         return ExcCodes.ILLEGAL_ADDRESS
 
     def _led_enable(self) -> None:
         self.led_enabled = True
-        self._last_heartbeat_t = self.clock.now()  # the watchdog window starts now
+        self._heartbeat_wall = self._wall()  # the watchdog window starts now
 
     def _led_disable(self) -> None:
         self._led_off()

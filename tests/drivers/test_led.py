@@ -57,8 +57,7 @@ def _fast_socket_close(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def clock() -> Clock:
-    # Slow enough that a heartbeat every 5/3 simulated s (0.83 wall s) never misses the
-    # 5 s watchdog on a loaded machine; fast enough that the 0.5 s LED ramp is quick.
+    # The heartbeat and the watchdog count wall seconds; x2 makes the 0.5 s LED ramp quick.
     return Clock(speed=2.0)
 
 
@@ -208,22 +207,36 @@ async def test_overtemperature_switches_off(led: ModbusLedSource, sim) -> None:
 
 
 async def test_heartbeat_keeps_the_light_on_and_a_dead_host_turns_it_off() -> None:
-    clock = Clock(speed=5.0)  # watchdog 1 s = 0.2 wall s; a heartbeat every 67 wall ms
+    """Through a real socket and in real (wall) seconds, at a simulated x1000: the
+    heartbeat holds the light on past several watchdog windows; once it stops, the device
+    switches the light off within its window (1 s), not 1 ms (1 simulated second)."""
+    clock = Clock(speed=1000.0)
     sim = PhotoreactorSimulator(clock=clock)
     async with (
         sim,
         ModbusLedSource(sim.url(), timeout_s=TIMEOUT, watchdog_s=1, clock=clock) as led,
     ):
+        await led.set_intensity(50)
         await led.light_on()
-        await asyncio.sleep(0.6)  # 3 simulated seconds: 3 watchdog periods
-        assert sim.led_enabled and sim.heartbeat > 4
+        await asyncio.sleep(2.5)  # 2.5 watchdog windows of wall time
+        assert sim.led_output_percent == 50.0 and sim.heartbeat >= 5
         # The host "crashes": the heartbeat stops without switching the light off.
         assert led._heartbeat_task is not None
         led._heartbeat_task.cancel()
-        await asyncio.sleep(0.4)  # 2 simulated seconds
+        stopped = time.monotonic()
+        await asyncio.sleep(0.5)
+        assert sim.led_output_percent == 50.0, "tripped before its 1 s window of wall time"
+        assert await wait_until(lambda: sim.led_output_percent == 0.0, 2.0)
+        assert time.monotonic() - stopped < 1.0 + 0.4 + 0.5  # window + one beat + margin
         status = await led.lamp_status()
         assert not status.enabled and status.faults == ("watchdog_tripped",)
-        assert not sim.led_enabled
+
+
+async def test_default_watchdog_is_five_wall_seconds(sim, clock: Clock) -> None:
+    async with ModbusLedSource(sim.url(), timeout_s=TIMEOUT, clock=clock) as led:
+        await led.light_on()
+        assert sim.watchdog_s == 5
+        assert WATCHDOG_5 in sim.received
 
 
 async def test_heartbeat_failure_is_recorded(led: ModbusLedSource, sim) -> None:

@@ -318,19 +318,53 @@ async def test_faults_latch_until_enable_zero(raw: Raw, sim: PhotoreactorSimulat
     assert await raw(LED_ON) == LED_ON
 
 
-async def test_watchdog_trips_without_heartbeat(raw: Raw, sim, clock: ManualClock) -> None:
-    for frame in (FAN_ON, WATCHDOG_5, LED_ON):
-        assert await raw(frame) == frame
-    clock.advance(4)
-    assert await raw(HEARTBEAT_42) == HEARTBEAT_42
-    clock.advance(4)  # 8 s since enable, but only 4 s since the heartbeat
-    assert registers(await raw(rtu("01 03 30 00 00 01"))) == [1]
-    clock.advance(1.5)
-    regs = registers(await raw(READ_LED_BLOCK))
-    assert regs[0] == 0 and regs[6] == 0b1000
-    assert await raw(LED_ON) == EXC_04
-    assert await raw(LED_OFF) == LED_OFF
-    assert await raw(LED_ON) == LED_ON
+class ManualWall:
+    """Wall seconds for the watchdog, moved by the test."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_watchdog_trips_without_heartbeat(clock: ManualClock) -> None:
+    wall = ManualWall()
+    async with PhotoreactorSimulator(clock=clock, wall=wall) as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        raw = Raw(reader, writer)
+        for frame in (FAN_ON, WATCHDOG_5, LED_ON):
+            assert await raw(frame) == frame
+        wall.t += 4
+        assert await raw(HEARTBEAT_42) == HEARTBEAT_42
+        wall.t += 4  # 8 s since enable, but only 4 s since the heartbeat
+        assert registers(await raw(rtu("01 03 30 00 00 01"))) == [1]
+        wall.t += 1.5
+        regs = registers(await raw(READ_LED_BLOCK))
+        assert regs[0] == 0 and regs[6] == 0b1000
+        assert await raw(LED_ON) == EXC_04
+        assert await raw(LED_OFF) == LED_OFF
+        assert await raw(LED_ON) == LED_ON
+        writer.close()
+
+
+async def test_watchdog_counts_wall_seconds_not_simulated_ones(clock: ManualClock) -> None:
+    """A device's firmware counts real time: an hour of simulated time within one wall
+    second does not trip a 5 s watchdog, and 6 wall seconds do while the clock stands."""
+    wall = ManualWall()
+    async with PhotoreactorSimulator(clock=clock, wall=wall) as sim:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+        raw = Raw(reader, writer)
+        for frame in (FAN_ON, WATCHDOG_5, LED_SP_50, LED_ON):
+            assert await raw(frame) == frame
+        clock.advance(3600)
+        wall.t += 1
+        assert registers(await raw(rtu("01 03 30 00 00 01"))) == [1]
+        assert sim.led_output_percent == 50.0
+        wall.t += 5
+        assert registers(await raw(rtu("01 03 30 00 00 01"))) == [0]
+        assert sim.led_output_percent == 0.0 and sim.led_status_bits() == 0b1000
+        writer.close()
 
 
 async def test_fan_cannot_stop_while_led_on(raw: Raw) -> None:
