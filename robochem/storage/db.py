@@ -2,11 +2,18 @@
 
 SQLite runs in WAL mode (readers never block the engine's writer) with foreign keys on;
 both are set on every new connection because SQLite does not remember them.
+
+A database can vanish under a running process: an SQLite file deleted or replaced keeps
+accepting commits into the unlinked inode, so a run "completes" and nothing is left. Every
+session therefore checks, after its commit, that the SQLite file is still the one opened;
+:meth:`Database.verify` also checks a PostgreSQL server's identity. Whatever goes wrong in
+storage reaches the caller as one :class:`StorageError` line naming the database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -116,19 +124,121 @@ def database_info(url: str) -> DatabaseInfo:
     )
 
 
+class StorageError(RuntimeError):
+    """The database cannot be trusted with more data: gone, replaced, full, unwritable or
+    unreachable. ``str()`` is one line naming the database and the problem."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(f"database {url}: {problem}")
+        self.url = url
+        self.problem = problem
+
+
+def storage_error(database: Database, exc: BaseException) -> StorageError:
+    """``exc`` (from SQLAlchemy, the driver or the file system) as a :class:`StorageError`."""
+    if isinstance(exc, StorageError):
+        return exc
+    detail = getattr(exc, "orig", None) or exc  # the DBAPI's own message, without the SQL
+    first = str(detail).strip().splitlines()[0] if str(detail).strip() else type(exc).__name__
+    return StorageError(database.display_url, first)
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database failed (rather than a bug in the caller)."""
+    return isinstance(exc, StorageError | SQLAlchemyError)
+
+
+@dataclass(frozen=True)
+class _SqliteFile:
+    path: Path
+    device: int
+    inode: int
+
+
 class Database:
     """An engine and a session factory; migrations are applied when it opens."""
 
     def __init__(self, url: str, *, upgrade_schema: bool = True) -> None:
         self.url = url
+        self.display_url = make_url(url).render_as_string(hide_password=True)
         if upgrade_schema:
             upgrade(url)
         self.engine = create_db_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._file = self._sqlite_file()
+        self._server: tuple[Any, ...] | None = None
 
+    # -- identity -----------------------------------------------------------------------------
+    def _sqlite_file(self) -> _SqliteFile | None:
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        path = Path(parsed.database).expanduser().resolve()
+        with self.engine.connect():  # creates the file when the schema was not upgraded
+            pass
+        st = path.stat()
+        return _SqliteFile(path, st.st_dev, st.st_ino)
+
+    def _check_file(self) -> None:
+        """Cheap (one stat): the SQLite file is still the one opened, and writable."""
+        f = self._file
+        if f is None:
+            return
+        try:
+            st = f.path.stat()
+        except FileNotFoundError:
+            raise StorageError(
+                self.display_url, f"the file {f.path} was deleted while in use"
+            ) from None
+        except OSError as exc:
+            raise StorageError(self.display_url, f"cannot stat {f.path}: {exc}") from None
+        if (st.st_dev, st.st_ino) != (f.device, f.inode):
+            raise StorageError(
+                self.display_url, f"the file {f.path} was replaced by another file while in use"
+            )
+        if not os.access(f.path, os.W_OK):
+            raise StorageError(self.display_url, f"the file {f.path} is no longer writable")
+
+    def _server_identity(self) -> tuple[Any, ...]:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                text(
+                    "SELECT current_database(), (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
+                )
+            ).one()
+            try:
+                system = connection.execute(
+                    text("SELECT system_identifier FROM pg_control_system()")
+                ).scalar_one()
+            except SQLAlchemyError:  # a role without access: the database's oid must do
+                system = None
+        return (system, *row)
+
+    def verify(self) -> None:
+        """Raise :class:`StorageError` unless this is still the database that was opened
+        (SQLite: same file, same inode, writable; PostgreSQL: same server and database)."""
+        self._check_file()
+        if make_url(self.url).get_backend_name() != "postgresql":
+            return
+        try:
+            identity = self._server_identity()
+        except SQLAlchemyError as exc:
+            raise storage_error(self, exc) from None
+        if self._server is None:
+            self._server = identity
+        elif identity != self._server:
+            raise StorageError(
+                self.display_url,
+                "the server or database answering is not the one opened (system identifier, "
+                f"database or its oid changed: {self._server} -> {identity})",
+            )
+
+    # -- sessions -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on error."""
+        """A session committed on success and rolled back on error. After the commit the
+        SQLite file is checked: a commit into a deleted file raises :class:`StorageError`."""
         with self._sessions() as session:
             try:
                 yield session
@@ -136,6 +246,7 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+        self._check_file()
 
     def dispose(self) -> None:
         self.engine.dispose()
