@@ -5,7 +5,7 @@ States (bluesky's run-engine verbs, ivoryOS's run behaviour)::
     idle -> running <-> pausing -> paused -> running ...
     running/pausing/paused -> stopping -> completed      (finish the current experiment)
     any live state         -> aborting -> aborted        (cancel at once, safe state)
-    any live state         -> failed                     (a bug or a lost database)
+    any live state         -> failed                     (a bug)
 
 Guarantees, by the structure of the code rather than by discipline:
 
@@ -14,9 +14,14 @@ Guarantees, by the structure of the code rather than by discipline:
 * Durability: every state change is committed to the database before it is published on
   the bus and before the step it announces runs. The optimiser's state, the experiment's
   status, its measurement and the reagent inventory change in one transaction.
+* Storage that fails (a database deleted, replaced, full, unwritable or unreachable; the
+  data directory full) ends the run at once: safe state, then :class:`StorageError` with
+  one line naming the database and what to do. The campaign is not marked failed (it could
+  not be stored anyway): it resumes once the storage is back.
 * Resume: experiments found ``running`` (the process died) are marked ``interrupted`` and
-  repeated once; finished experiments are never repeated; the optimiser is rebuilt from
-  the stored experiments (told in index order).
+  repeated once, unless their measurement was committed: those are finished from it;
+  finished experiments are never repeated; the optimiser is rebuilt from the stored
+  experiments (told in index order).
 * Interlocks: a watcher polls pressure, reactor temperature, lamp and pump faults during
   every experiment; a trip cancels the running step, reaches safe state, records an event
   and pauses with the reason. A rejected spectrum is measured again, then the experiment
@@ -34,8 +39,10 @@ import enum
 import hashlib
 import logging
 import math
+import shutil
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -47,7 +54,7 @@ from robochem.drivers.errors import DeviceError, DeviceFault, SetpointRejected
 from robochem.events import EventBus
 from robochem.logs import log_context
 from robochem.optimizer import Optimizer
-from robochem.storage.db import Database
+from robochem.storage.db import Database, StorageError, is_storage_failure, storage_error
 from robochem.storage.models import (
     Campaign,
     CampaignStatus,
@@ -288,6 +295,7 @@ class Engine:
         clock: Clock | None = None,
         policy: Policy | None = None,
         exit_on_pause: bool = False,
+        data_dir: Path | None = None,
     ) -> None:
         self.db = database
         self.bus = bus
@@ -296,6 +304,12 @@ class Engine:
         self.clock = clock or get_clock()
         self.policy = policy or Policy()
         self.exit_on_pause = exit_on_pause
+        if data_dir is None:
+            from robochem.settings import get_settings
+
+            data_dir = get_settings().data_dir
+        #: raw spectra are copied here before their measurement is recorded
+        self.spectra_dir = Path(data_dir) / "spectra" / f"campaign-{campaign_id}"
         with database.session() as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None:
@@ -313,6 +327,12 @@ class Engine:
         self._interrupt = asyncio.Event()  # abort or immediate pause during an experiment
         self._lock = asyncio.Lock()
         self._halted = False  # set when an experiment's tasks are being cancelled
+        #: the running attempt's outcome once its spectrum is analysed and stored: what
+        #: follows (cleaning) can be interrupted without losing the measurement
+        self._measured: _Outcome | None = None
+        #: experiments found running on resume whose measurement was committed: they are
+        #: finished from it (their remaining steps run) before anything else
+        self._resume_measured: list[int] = []
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         shim = self.platform.fluidics.nmr.shim
         self._shim = ShimSchedule(shim) if shim is not None else None
@@ -347,6 +367,8 @@ class Engine:
                 campaign.started_at = _utcnow()
             if target in TERMINAL:
                 campaign.ended_at = _utcnow()
+        if target in TERMINAL:
+            self.db.verify()  # an end is reported only once it is stored where it belongs
 
     async def _publish(
         self, kind: str, payload: dict[str, Any], *, experiment_id: int | None = None
@@ -422,20 +444,47 @@ class Engine:
         with log_context(campaign_id=self.campaign_id):
             failure: BaseException | None = None
             try:
+                self.db.verify()  # the database it starts on is the one it must end on
                 await self._start()
                 await self._loop()
             except asyncio.CancelledError as exc:
                 failure = exc
             except Exception as exc:
-                log.exception("campaign %s failed", self.campaign_id)
-                failure = exc
+                failure = self._failure(exc)
             finally:
                 report = await self.lab.safe_state(temperature=True)
-                await self._record_safe_state(report.to_dict(), "campaign end")
-                await self._finish(failure)
+                if not isinstance(failure, StorageError):
+                    await self._record_safe_state(report.to_dict(), "campaign end")
+                    try:
+                        await self._finish(failure)
+                    except Exception as exc:
+                        if not is_storage_failure(exc):
+                            raise
+                        failure = self._failure(exc)
+            if isinstance(failure, StorageError):
+                raise self._storage_advice(failure, report.ok)
             if isinstance(failure, asyncio.CancelledError):
                 raise failure
             return self.state
+
+    def _failure(self, exc: Exception) -> Exception:
+        """Log a failure once: storage as one line, anything else (a bug) with its trace."""
+        if is_storage_failure(exc):
+            error = storage_error(self.db, exc)
+            log.error("campaign %s: storage failed: %s", self.campaign_id, error)
+            return error
+        log.exception("campaign %s failed", self.campaign_id)
+        return exc
+
+    def _storage_advice(self, error: StorageError, safe: bool) -> StorageError:
+        """The one line a person reads: what failed, the lab's state, what to do."""
+        lab = "the lab is in safe state" if safe else "safe state was INCOMPLETE (see the log)"
+        return StorageError(
+            error.url,
+            f"{error.problem}. {lab}; nothing after the last commit is stored and campaign "
+            f"{self.campaign_id} is not completed. Restore or free the storage, then continue "
+            f"with: robochem run --resume {self.campaign_id} --platform PLATFORM",
+        )
 
     async def _finish(self, failure: BaseException | None) -> None:
         if self.state in TERMINAL:
@@ -459,6 +508,11 @@ class Engine:
         status = self._initial_status
         resumed = await asyncio.to_thread(self._recover)
         self.optimizer = await asyncio.to_thread(self._rebuild_optimizer)
+        if self._shim is not None:
+            shim = await asyncio.to_thread(self._last_shim)
+            if shim is not None:
+                self._shim.restore(*shim)
+                resumed["shim_kept"] = {"shimmed_at": shim[0], "line_width_hz": shim[1]}
         if resumed:
             await self._publish("campaign.resumed", resumed)
         await self._transition(S.RUNNING, "resumed" if status != CampaignStatus.CREATED else None)
@@ -483,8 +537,14 @@ class Engine:
                 .order_by(Experiment.index)
             ).all()
             repeated = []
+            measured = []
             inventory = dict(summary["inventory"])
             for exp in running:
+                if self.protocol.scale_up is None and exp.measurements:
+                    # its spectrum is stored: finished from it, never measured again
+                    measured.append(exp.index)
+                    self._resume_measured.append(exp.id)
+                    continue
                 exp.status = ExperimentStatus.INTERRUPTED
                 exp.status_reason = "the engine stopped while it ran (crash or kill); repeated"
                 exp.ended_at = _utcnow()
@@ -495,7 +555,41 @@ class Engine:
                 repeated.append({"interrupted": exp.index, "repeat": repeat.index})
             summary["inventory"] = inventory
             campaign.summary = summary
-        return {"repeated": repeated} if repeated else {}
+        out: dict[str, Any] = {"repeated": repeated} if repeated else {}
+        if measured:
+            out["finished_from_measurement"] = measured
+        return out
+
+    def _last_shim(self) -> tuple[float, float | None] | None:
+        """(clock time, the standard's line width since) of this campaign's last good shim,
+        from the stored events; None if it never shimmed. Start-up after a crash keeps
+        what is still valid rather than shimming again on every resume."""
+        from robochem.analysis.result import standard_line_width_hz
+        from robochem.storage.models import Event as EventRow
+
+        with self.db.session() as session:
+            shims = session.scalars(
+                select(EventRow)
+                .where(EventRow.campaign_id == self.campaign_id)
+                .where(EventRow.kind == "nmr.shimmed")
+                .order_by(EventRow.id.desc())
+            )
+            shim = next((e for e in shims if (e.payload or {}).get("ok")), None)
+            if shim is None:
+                return None
+            newest = session.scalars(
+                select(EventRow)
+                .where(EventRow.campaign_id == self.campaign_id)
+                .where(EventRow.kind == "measurement")
+                .where(EventRow.id > shim.id)
+                .order_by(EventRow.id.desc())
+                .limit(1)
+            ).first()
+            width = None
+            if newest is not None:
+                row = session.get(Measurement, (newest.payload or {}).get("measurement_id"))
+                width = standard_line_width_hz(row.result) if row is not None else None
+            return shim.time.timestamp(), width
 
     def _initial_inventory(self) -> dict[str, float]:
         """Stock volumes on hand, minus priming each pump's dead volume once."""
@@ -592,6 +686,8 @@ class Engine:
 
             await ScaleUpRunner(self).loop()
             return
+        for exp_id in self._resume_measured:
+            await self._run_experiment(exp_id, resumed=True)
         while True:
             await self._checkpoint()
             if self.state in (S.STOPPING, S.ABORTING, S.PAUSED):
@@ -661,41 +757,64 @@ class Engine:
         return ids
 
     # -- one experiment -----------------------------------------------------------------------
-    async def _run_experiment(self, exp_id: int) -> None:
+    async def _run_experiment(self, exp_id: int, *, resumed: bool = False) -> None:
+        """Run one experiment; ``resumed``: one found running on resume with its
+        measurement committed, which runs only its steps after the analysis."""
         with self.db.session() as session:
             exp = session.get(Experiment, exp_id)
             assert exp is not None
             conditions, index = dict(exp.conditions), exp.index
+            measured = _stored_outcome(exp) if resumed else None
         with log_context(experiment_id=exp_id):
             try:
                 plan = plan_experiment(self.protocol, self.platform, conditions)
             except InfeasibleConditions as exc:
-                await self._close_experiment(exp_id, _Outcome("failed", str(exc)), None)
+                await self._close_experiment(exp_id, measured or _Outcome("failed", str(exc)), None)
                 return
-            shortage = await asyncio.to_thread(self._shortage, plan)
-            if shortage:
-                await self._publish("inventory.low", {"message": shortage}, experiment_id=exp_id)
-                if self.state is S.RUNNING:
-                    await self._transition(S.PAUSING, shortage)
-                await self._enter_paused(shortage)
-                return
-            await asyncio.to_thread(self._mark_running, exp_id, plan)
+            after = 0
+            if measured is None:
+                shortage = await asyncio.to_thread(self._shortage, plan)
+                if shortage:
+                    await self._publish(
+                        "inventory.low", {"message": shortage}, experiment_id=exp_id
+                    )
+                    if self.state is S.RUNNING:
+                        await self._transition(S.PAUSING, shortage)
+                    await self._enter_paused(shortage)
+                    return
+                await asyncio.to_thread(self._mark_running, exp_id, plan)
+                await self._publish(
+                    "experiment.running",
+                    {
+                        "index": index,
+                        "conditions": conditions,
+                        "pump_flows_ml_min": plan.recipe.pump_flows_ml_min,
+                        "use_ml": plan.use_ml,
+                        "steps": [s.to_dict() for s in plan.steps],
+                    },
+                    experiment_id=exp_id,
+                )
+            else:
+                after = 1 + next(
+                    i for i, s in enumerate(plan.steps) if isinstance(s, Analyze)
+                )
+                await self._publish(
+                    "experiment.resumed",
+                    {
+                        "index": index,
+                        "measured": measured.kind,
+                        "steps_left": [s.to_dict() for s in plan.steps[after:]],
+                    },
+                    experiment_id=exp_id,
+                )
             self.progress.experiment_id, self.progress.experiment_index = exp_id, index
-            self.progress.steps_total, self.progress.step_number = len(plan.steps), 0
-            await self._publish(
-                "experiment.running",
-                {
-                    "index": index,
-                    "conditions": conditions,
-                    "pump_flows_ml_min": plan.recipe.pump_flows_ml_min,
-                    "use_ml": plan.use_ml,
-                    "steps": [s.to_dict() for s in plan.steps],
-                },
-                experiment_id=exp_id,
-            )
-            outcome = _Outcome("interrupted", "engine stopped")
+            self.progress.steps_total, self.progress.step_number = len(plan.steps), after
+            outcome = measured or _Outcome("interrupted", "engine stopped")
             try:
-                outcome = await self._attempt(exp_id, index, plan)
+                if measured is None or self.state is not S.ABORTING:
+                    outcome = await self._attempt(
+                        exp_id, index, plan, after=after, measured=measured
+                    )
             finally:
                 # Whatever happened (cancellation included), the lab ends safe.
                 report = await self.lab.safe_state()
@@ -746,13 +865,39 @@ class Engine:
         plan: ExperimentPlan | None,
         *,
         body: Callable[[], Coroutine[Any, Any, _Outcome]] | None = None,
+        after: int = 0,
+        measured: _Outcome | None = None,
     ) -> _Outcome:
-        """Run the steps (or ``body``, e.g. a scale-up segment) with the interlock watcher
-        beside them; the first to finish wins."""
+        """Run the steps (after the first ``after``; or ``body``, e.g. a scale-up segment)
+        with the interlock watcher beside them; the first to finish wins. Once the spectrum
+        is analysed (or with ``measured``, its stored outcome) an interruption keeps it: the
+        experiment ends with its measurement, the trip attached."""
         self._halted = False
+        self._measured = measured
+        try:
+            outcome = await self._race(exp_id, index, plan, body, after)
+        finally:
+            kept, self._measured = self._measured, None
+        if kept is None or outcome is kept:
+            return outcome
+        # interrupted (or a refused setpoint) after the measurement: it stands, and what
+        # stopped the rest is reported as a trip, which pauses the campaign when it calls
+        trip = outcome.trip
+        if trip is None and outcome.kind == "failed":
+            trip = InterlockTrip("after_measurement", outcome.reason)
+        return replace(kept, trip=trip)
+
+    async def _race(
+        self,
+        exp_id: int,
+        index: int,
+        plan: ExperimentPlan | None,
+        body: Callable[[], Coroutine[Any, Any, _Outcome]] | None,
+        after: int,
+    ) -> _Outcome:
         if body is None:
             assert plan is not None
-            work = self._execute(exp_id, index, plan)
+            work = self._execute(exp_id, index, plan, after)
         else:
             work = body()
         steps = asyncio.create_task(work, name="steps")
@@ -785,18 +930,25 @@ class Engine:
             self._halted = True  # no further step starts, whatever a cancellation does
             await _cancel_all((steps, watcher, interrupt))
 
-    async def _execute(self, exp_id: int, index: int, plan: ExperimentPlan) -> _Outcome:
+    async def _execute(
+        self, exp_id: int, index: int, plan: ExperimentPlan, after: int = 0
+    ) -> _Outcome:
+        """The plan's steps after the first ``after`` (a resumed experiment's are the ones
+        after its stored analysis; its outcome is that analysis)."""
         acquisition: Acquisition | None = None
-        outcome = _Outcome("failed", "the plan has no Analyze step")
+        outcome = self._measured or _Outcome("failed", "the plan has no Analyze step")
         group_end = 0
         # When the last run of pump steps was sent: the wait after it counts from then, not
         # from when the drivers finished (their round trips are seconds of simulated time at
         # x100 and more at x1000, which stretched a slug and pushed it past the cell).
         flow_t0: float | None = None
-        await self._shim_if_due(exp_id, index)
+        if after == 0:
+            await self._shim_if_due(exp_id, index)
         for number, step in enumerate(plan.steps, 1):
             if self._halted:
                 raise asyncio.CancelledError
+            if number <= after:
+                continue  # done before the resume
             self.progress.step, self.progress.step_number = describe(step), number
             if number <= group_end:
                 continue  # announced and sent with its group
@@ -849,6 +1001,7 @@ class Engine:
                     outcome = _Outcome("rejected", "; ".join(result.reasons), result)
                 else:
                     outcome = _Outcome("done", result=result)
+                self._measured = outcome
             else:
                 await self._do(step)
         return outcome
@@ -997,10 +1150,11 @@ class Engine:
         self, exp_id: int, plan: ExperimentPlan, acquisition: Acquisition
     ) -> AnalysisResult:
         config = analysis_config(self.protocol, plan.recipe)
+        folder = await asyncio.to_thread(self._archive, exp_id, acquisition.data_folder)
         result = await asyncio.to_thread(
-            analyze_folder, acquisition.data_folder, config, flow_rate_ml_min=plan.flow_ml_min
+            analyze_folder, folder, config, flow_rate_ml_min=plan.flow_ml_min
         )
-        row_id = await asyncio.to_thread(self._store_measurement, exp_id, result, acquisition)
+        row_id = await asyncio.to_thread(self._store_measurement, exp_id, result, folder)
         warning = self._shim.observe(result) if self._shim is not None else None
         await self._publish(
             "measurement",
@@ -1011,7 +1165,8 @@ class Engine:
                 "conversion": result.conversion_percent,
                 "throughput": result.throughput_mmol_h,
                 "reasons": list(result.reasons),
-                "folder": str(acquisition.data_folder),
+                "folder": str(folder),
+                "instrument_folder": str(acquisition.data_folder),
             },
             experiment_id=exp_id,
         )
@@ -1019,9 +1174,28 @@ class Engine:
             await self._publish("nmr.shim_warning", {"message": warning}, experiment_id=exp_id)
         return result
 
-    def _store_measurement(
-        self, exp_id: int, result: AnalysisResult, acquisition: Acquisition
-    ) -> int:
+    def _archive(self, exp_id: int, source: Path) -> Path:
+        """Copy a spectrum's raw data into robochem's data directory (the instrument's own
+        folder may be cleaned, moved or lost); the copy is what is analysed and recorded."""
+        source = Path(source)
+        target_dir = self.spectra_dir / f"experiment-{exp_id}"
+        try:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            n = sum(1 for _ in target_dir.iterdir()) + 1
+            target = target_dir / f"{n:02d}-{source.name}"
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copy2(source, target)
+        except FileNotFoundError:
+            return source  # no data at all: the analysis rejects it and says so
+        except OSError as exc:
+            raise StorageError(
+                str(self.spectra_dir), f"cannot copy the spectrum {source} there: {exc}"
+            ) from exc
+        return target
+
+    def _store_measurement(self, exp_id: int, result: AnalysisResult, folder: Path) -> int:
         data = result.to_dict(include_plot=True)
         with self.db.session() as session:
             row = Measurement(
@@ -1033,12 +1207,14 @@ class Engine:
                 qc_reasons=list(result.reasons),
                 processing=dict(data.get("processing") or {}),
                 result=data,
-                raw_path=str(result.source.get("path") or acquisition.data_folder),
+                raw_path=str(folder),
                 raw_sha256=result.source.get("sha256"),
             )
             session.add(row)
             session.flush()
-            return row.id
+            row_id = row.id
+        self.db.verify()
+        return row_id
 
     # -- interlocks ---------------------------------------------------------------------------
     async def _watch(self) -> None:
@@ -1132,6 +1308,15 @@ class Engine:
             await self._enter_paused(pause_reason)
 
     def _store_outcome(
+        self, exp_id: int, outcome: _Outcome, plan: ExperimentPlan | None
+    ) -> dict[str, Any]:
+        """Commit the outcome; it counts (its event is published) only once this returns:
+        after the commit the database is checked to be still the one opened."""
+        out = self._commit_outcome(exp_id, outcome, plan)
+        self.db.verify()
+        return out
+
+    def _commit_outcome(
         self, exp_id: int, outcome: _Outcome, plan: ExperimentPlan | None
     ) -> dict[str, Any]:
         assert self.optimizer is not None
@@ -1234,6 +1419,16 @@ def _fault_kind(exc: DeviceError) -> str:
             return "pump_stall"
         return "device_fault"
     return "device"
+
+
+def _stored_outcome(exp: Experiment) -> _Outcome:
+    """How an experiment's stored measurements end it: done with the newest accepted
+    spectrum, else rejected with the newest one's reasons."""
+    ok = _latest(exp)
+    if ok is not None:
+        return _Outcome("done", result=_result_of(ok))
+    newest = max(exp.measurements, key=lambda m: m.id)
+    return _Outcome("rejected", "; ".join(newest.qc_reasons or []), _result_of(newest))
 
 
 def _latest(exp: Experiment) -> Measurement | None:

@@ -55,6 +55,12 @@ class ShimSchedule:
                 f"{hours:.1f} h into the campaign")
         return None
 
+    def restore(self, shimmed_at: float, line_width_hz: float | None) -> None:
+        """An earlier engine run of the campaign shimmed at ``shimmed_at`` and its spectra
+        since then showed ``line_width_hz``: that shim holds (no start-of-run shim) until
+        ``every`` has passed or the line says otherwise."""
+        self.since, self.shimmed, self.line_width_hz = shimmed_at, True, line_width_hz
+
     def done(self, now: float) -> None:
         """The shim due() asked for finished at ``now``."""
         self.since, self.shimmed, self.line_width_hz, self._retry = now, True, None, None
