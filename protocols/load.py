@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import Issue, ProtocolError
 from .model import PROTOCOL_VERSION, Protocol
 from .platform import PLATFORM_VERSION, Platform
-from .source import Source, did_you_mean, has_child, parse_yaml
+from .source import Source, did_you_mean, has_child, parse_yaml, read_text, yaml_data
 
 M = typing.TypeVar("M", bound=BaseModel)
 
@@ -29,12 +29,13 @@ __all__ = [
     "parse_platform",
     "parse_protocol",
     "validation_issues",
+    "yaml_data",
 ]
 
 
 def load_platform(path: str | Path) -> Platform:
     """Read and check a platform file; raise :class:`ProtocolError` listing every problem."""
-    return parse_platform(_read(path), str(path))
+    return parse_platform(read_text(path), str(path))
 
 
 def parse_platform(text: str, file: str = "<platform>") -> Platform:
@@ -50,7 +51,7 @@ def parse_platform(text: str, file: str = "<platform>") -> Platform:
 
 def load_protocol(path: str | Path, platform: Platform | None = None) -> Protocol:
     """Read and check a protocol file, against ``platform`` when given."""
-    return parse_protocol(_read(path), str(path), platform)
+    return parse_protocol(read_text(path), str(path), platform)
 
 
 def parse_protocol(
@@ -66,13 +67,6 @@ def parse_protocol(
     if issues:
         raise ProtocolError(issues)
     return protocol
-
-
-def _read(path: str | Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProtocolError([Issue(str(path), 1, 1, "", f"cannot read the file: {exc}")]) from None
 
 
 def _build(model: type[M], source: Source, what: str, version: int) -> M:

@@ -298,7 +298,7 @@ def scale_up_protocol_text(
     """The scale-up protocol (YAML text) for ``amount_mmol`` of product."""
     import yaml
 
-    from .load import parse_protocol
+    from .load import parse_protocol, yaml_data
 
     if not amount_mmol > 0:
         raise ValueError(f"the amount must be > 0 mmol, got {amount_mmol!r}")
@@ -308,7 +308,7 @@ def scale_up_protocol_text(
             "product (throughput 0): nothing to scale up"
         )
     source = parse_protocol(chosen.protocol_text, f"campaign {chosen.campaign_id}")
-    data = yaml.safe_load(chosen.protocol_text)
+    data = yaml_data(chosen.protocol_text, f"campaign {chosen.campaign_id}")
     conditions: dict[str, Any] = {}
     for name, var in source.variables.items():
         value = chosen.conditions[name]

@@ -61,8 +61,9 @@ KINDS: dict[str, Kind] = {
         Kind("pressure", "bar", "bar", "10 bar", "a pressure"),
         Kind("percent", "percent", "%", "80 %", "a percentage", bare_numbers=True),
         Kind("ratio", "equiv", "equiv", "1.5 equiv", "equivalents or mol%", bare_numbers=True),
-        Kind("wavelength", "nm", "nm", "450 nm", "a wavelength (length)"),
+        # length before wavelength: a length given for a time is "a length", not a wavelength
         Kind("length", "mm", "mm", "0.8 mm", "a length"),
+        Kind("wavelength", "nm", "nm", "450 nm", "a wavelength (length)"),
         Kind("throughput", "mmol/h", "mmol/h", "1.5 mmol/h", "an amount per time"),
         Kind("amount", "mmol", "mmol", "5 mmol", "an amount of substance"),
         Kind("frequency", "Hz", "Hz", "1.5 Hz", "a frequency (an NMR line width)"),
@@ -71,6 +72,42 @@ KINDS: dict[str, Kind] = {
 
 # pint reads "%" but not "mol%"; equivalents are a pure ratio (1 equiv = 100 mol%).
 _MOL_PERCENT = re.compile(r"mol\s*%")
+
+# A quantity is a number and a unit made of names, small integer powers, "*" and "/". The
+# text is checked against this before pint sees it: pint evaluates what it is given, and
+# "9**9**9 mL" would compute for ever; anything else pint might accept ("2 furlongs",
+# "1/2 mL") is not a lab's way of writing a quantity.
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NAME = r"(?:°|[^\W\d])+|%"
+_FACTOR = rf"(?:{_NAME})(?:\s*(?:\*\*|\^)\s*-?[1-4])?"
+_UNIT = rf"{_FACTOR}(?:\s*[*/]\s*{_FACTOR})*"
+_QUANTITY = re.compile(rf"\s*(?P<number>{_NUMBER})\s*(?P<unit>{_UNIT})?\s*")
+_NAMES = re.compile(_NAME)
+
+#: The units robochem reads (pint's names), with SI prefixes for the first group only.
+_PREFIXED_UNITS = frozenset(
+    {"second", "liter", "meter", "mole", "molar", "gram", "bar", "pascal", "hertz"}
+)
+_PLAIN_UNITS = frozenset(
+    {
+        "minute", "hour", "day", "degree_Celsius", "kelvin", "degree_Fahrenheit",
+        "pound_force_per_square_inch", "standard_atmosphere", "percent", "equiv",
+        "mol_percent",
+    }
+)  # fmt: skip
+
+
+def _unknown_unit(unit_text: str) -> str | None:
+    """The first name in ``unit_text`` that is not a unit robochem reads, else None."""
+    reg = _registry()
+    for name in _NAMES.findall(unit_text):
+        candidates = reg.parse_unit_name(name)
+        if not candidates:
+            return name
+        prefix, unit, _suffix = candidates[0]  # the reading pint itself would use
+        if not (unit in _PREFIXED_UNITS or (unit in _PLAIN_UNITS and not prefix)):
+            return name
+    return None
 
 
 @lru_cache(maxsize=1)
@@ -122,15 +159,20 @@ def parse_quantity(value: object, kind: str) -> float:
         if not text:
             raise UnitError(f"expected {k.dimension} such as '{k.example}', got ''")
         reg = _registry()
-        try:
-            quantity = reg.Quantity(text)
-        except (pint.errors.PintError, ValueError, TypeError, AttributeError, SyntaxError):
+        expected = f"expected {k.dimension} such as '{k.example}'"
+        match = _QUANTITY.fullmatch(text)
+        if match is None:
+            raise UnitError(f"cannot read {_show(value)} as a quantity; {expected}")
+        unit_text = match["unit"] or ""
+        unknown = _unknown_unit(unit_text)
+        if unknown is not None:
             raise UnitError(
-                f"cannot read {_show(value)} as a quantity; expected {k.dimension} "
-                f"such as '{k.example}'"
-            ) from None
-        if not isinstance(quantity, reg.Quantity):
-            quantity = reg.Quantity(quantity)
+                f"cannot read {_show(value)}: {unknown!r} is not a unit robochem knows; {expected}"
+            )
+        try:
+            quantity = reg.Quantity(float(match["number"]), unit_text or "dimensionless")
+        except (pint.errors.PintError, ValueError, TypeError, AttributeError, SyntaxError):
+            raise UnitError(f"cannot read {_show(value)} as a quantity; {expected}") from None
         if quantity.dimensionless and quantity.units == reg.dimensionless and not k.bare_numbers:
             raise UnitError(
                 f"{_show(value)} has no unit; write {k.dimension} with its unit, e.g. '{k.example}'"

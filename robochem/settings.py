@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     clock_epoch: float | None = Field(
         None, description="Wall time at which simulated time starts; shared across processes."
     )
+    max_yaml_bytes: int = Field(
+        1_000_000,
+        ge=1,
+        description="Largest YAML file or API body robochem reads (protocols are a few kB).",
+    )
+    check_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Wall-time bound on checking a protocol that came through the API.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

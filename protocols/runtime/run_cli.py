@@ -427,10 +427,10 @@ def _print_dry_run(protocol: Any, platform: Any) -> None:
 
 def _objectives(protocol_text: str) -> dict[str, tuple[str, str]]:
     """Objective -> (measure, goal) from the stored protocol text (no full validation)."""
-    import yaml
+    from ..source import yaml_data
 
     try:
-        data = yaml.safe_load(protocol_text) or {}
+        data = yaml_data(protocol_text) or {}
         objectives = data.get("objectives") or {}
         out = {}
         for name, obj in objectives.items():

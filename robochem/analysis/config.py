@@ -247,10 +247,12 @@ class AnalysisConfig(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> AnalysisConfig:
-        """Load a YAML file holding either the block itself or a protocol with ``analysis:``."""
-        import yaml
+        """Load a YAML file holding either the block itself or a protocol with ``analysis:``,
+        through the protocol files' YAML door (size, aliases, nesting and tags are checked;
+        problems raise ``ProtocolError``, a ``ValueError``, naming file, line and column)."""
+        from robochem.protocols.source import read_text, yaml_data
 
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml_data(read_text(path), str(path))
         if isinstance(data, dict) and "analysis" in data and "internal_standard" not in data:
             data = data["analysis"]
         return cls.model_validate(data)
