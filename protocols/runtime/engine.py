@@ -55,6 +55,7 @@ from robochem.events import EventBus
 from robochem.logs import log_context
 from robochem.optimizer import Optimizer
 from robochem.storage.db import Database, StorageError, is_storage_failure, storage_error
+from robochem.storage.locks import campaign_lock
 from robochem.storage.models import (
     Campaign,
     CampaignStatus,
@@ -441,6 +442,11 @@ class Engine:
             )
         if self.state is not S.IDLE:
             raise RuntimeError("an engine runs once; build a new one to resume")
+        # One controller per campaign: CampaignBusy (one line) if another process runs it.
+        with campaign_lock(self.db, self.campaign_id):
+            return await self._run()
+
+    async def _run(self) -> EngineState:
         with log_context(campaign_id=self.campaign_id):
             failure: BaseException | None = None
             try:

@@ -28,6 +28,7 @@ from robochem.protocols.runtime.engine import Engine, EngineState, Policy, creat
 from robochem.protocols.runtime.lab import connect_lab
 from robochem.settings import get_settings
 from robochem.storage.db import Database, StorageError
+from robochem.storage.locks import CampaignBusy
 from robochem.storage.models import Campaign, Event, Experiment, Measurement
 
 ROBOCHEM = [sys.executable, "-m", "robochem.cli"]
@@ -278,3 +279,17 @@ async def test_a_valid_shim_is_kept_on_resume(env: Env) -> None:
     assert kinds.count("experiment.done") == 2
     assert kinds.count("nmr.shim") == 1
     assert any("shim_kept" in e.payload for e in resumed)
+
+
+async def test_a_second_controller_for_a_running_campaign_is_refused(env: Env) -> None:
+    """``--resume`` of a campaign that another live process runs would drive the lab twice."""
+    cid = env.campaign(budget=2)
+    first = env.engine(cid)
+    task = asyncio.create_task(first.run())
+    await wait_event(env.bus, lambda e: e.kind == "experiment.running", task)
+    with pytest.raises(CampaignBusy, match=f"campaign {cid} is being run by another process"):
+        await env.engine(cid).run()
+    assert not task.done() and first.state is EngineState.RUNNING
+    await first.abort("test over")
+    assert await asyncio.wait_for(task, 60) is EngineState.ABORTED
+    env.assert_safe()
