@@ -114,6 +114,18 @@ def check_platform(platform: Platform, src: Source) -> list[Issue]:
                 )
     if fl.gas_inlet is not None:
         need(("fluidics", "gas_inlet", "device"), fl.gas_inlet.device, "gas inlet")
+    safe = platform.safe_state.temperature
+    reactor = devices.get(fl.reactor.device)
+    if safe is not None and reactor is not None and reactor.limits.temperature is not None:
+        low, high = reactor.limits.temperature
+        if not low.value <= safe.value <= high.value:
+            issues.append(
+                src.issue(
+                    ("safe_state", "temperature"),
+                    f"{safe.text} is outside {fl.reactor.device}'s temperature limits "
+                    f"[{low.text}, {high.text}]",
+                )
+            )
     return issues
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
-from .units import Quantity, quantity_type
+from .units import Quantity, parse_quantity, quantity_type
 
 __all__ = [
     "PLATFORM_VERSION",
@@ -23,6 +23,7 @@ __all__ = [
     "NmrShim",
     "Platform",
     "PumpLine",
+    "SafeState",
 ]
 
 PLATFORM_VERSION = 1
@@ -41,6 +42,32 @@ Wavelength = quantity_type("wavelength", minimum=0.0, exclusive=True)
 LineWidth = quantity_type("frequency", minimum=0.0, exclusive=True)
 Duration = quantity_type("time", minimum=0.0, exclusive=True)
 Ppm = Annotated[float, Field(ge=-50.0, le=250.0)]
+
+
+def _off_or_temperature(raw: object) -> Quantity | None:
+    """``off`` (YAML reads a bare off as false) or a temperature such as ``25 degC``."""
+    if raw is None or raw is False or (isinstance(raw, str) and raw.strip().lower() == "off"):
+        return None
+    if isinstance(raw, Quantity):
+        return raw
+    if raw is True:
+        raise ValueError("expected off or a temperature such as '25 degC', got true")
+    value = parse_quantity(raw, "temperature")
+    return Quantity(value, raw.strip() if isinstance(raw, str) else f"{raw:g} degC", "temperature")
+
+
+#: ``off``, or the setpoint the reactor holds in safe state.
+SafeTemperature = Annotated[
+    Quantity | None,
+    PlainValidator(_off_or_temperature),
+    PlainSerializer(lambda q: "off" if q is None else q.text, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [{"const": "off"}, {"type": "string", "examples": ["25 degC"]}],
+            "description": "off (temperature control stopped) or a setpoint, e.g. '25 degC'",
+        }
+    ),
+]
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
@@ -160,6 +187,17 @@ class Fluidics(_Strict):
     )
 
 
+class SafeState(_Strict):
+    """What safe state does beyond stopping the flow and the light (docs/engine.md)."""
+
+    temperature: SafeTemperature = Field(
+        default=None,
+        description="at the end of a run, on a pause and when a controller died: 'off' "
+        "stops temperature control; a temperature (e.g. '25 degC') holds the reactor there "
+        "(within the reactor's temperature limits)",
+    )
+
+
 class Platform(_Strict):
     """A platform file."""
 
@@ -172,8 +210,17 @@ class Platform(_Strict):
     clock: dict[str, float] | None = Field(
         default=None, description="written by `robochem sim`: the simulated clock"
     )
+    state_url: str | None = Field(
+        default=None,
+        pattern=r"^(sim|https?://\S+)$",
+        description="simulated platforms: where the virtual lab answers GET /state with what "
+        f"every device physically does (written by `robochem sim`; '{SIM_URL}' before it runs)",
+    )
     devices: dict[str, DeviceSpec] = Field(min_length=1)
     fluidics: Fluidics
+    safe_state: SafeState = Field(
+        default_factory=SafeState, description="safe state beyond flow and light off"
+    )
 
     def device_names(self) -> list[str]:
         return list(self.devices)

@@ -3,7 +3,8 @@
 Starts one simulator server per device (three pump families, a switching valve, an LED
 photoreactor with an Omron-compatible temperature controller, a Spinsolve NMR), each on a
 free port, and describes them as a platform (device name -> driver + URL) that the
-drivers, the engine and the dashboard use exactly as they would a real lab.
+drivers, the engine and the dashboard use exactly as they would a real lab. Beside them,
+``GET /state`` (:mod:`.state_server`) tells what the lab physically does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import copy
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -161,9 +163,9 @@ def reference_devices(data_root: Path) -> list[SimDeviceSpec]:
             "modbus-photoreactor",
             PhotoreactorSimulator,
             {},
-            # The LED watchdog counts simulated seconds: at x100-x1000 a 30 s watchdog is
-            # 30-300 ms of wall time, shorter than a loaded machine's scheduling jitter.
-            {"watchdog_s": 600},
+            # The LED switches off 5 wall seconds after the last heartbeat (the watchdog
+            # counts real time, as a device's firmware does, at any clock speed).
+            {"watchdog_s": 5},
             "LED photoreactor with temperature control (Modbus RTU over TCP)",
         ),
         SimDeviceSpec(
@@ -200,8 +202,11 @@ class SimulatedPlatform:
         self.seed = seed
         self.faults = faults or []
         self.world: Any = None  # the VirtualLab, when a reaction is loaded
+        self.state_server: Any = None  # GET /state, while running
 
     async def start(self) -> SimulatedPlatform:
+        from robochem.simulator.state_server import StateServer
+
         self.data_root.mkdir(parents=True, exist_ok=True)
         try:
             for spec in self.specs:
@@ -211,12 +216,16 @@ class SimulatedPlatform:
             if self.reaction is not None:
                 self.world = build_world(self.servers, self.reaction, self.seed, self.faults)
                 self.world.start()
+            self.state_server = await StateServer(self.state, host=self.host).start()
         except BaseException:
             await self.stop()
             raise
         return self
 
     async def stop(self) -> None:
+        if self.state_server is not None:
+            await self.state_server.stop()
+            self.state_server = None
         if self.world is not None:
             await self.world.stop()
             self.world = None
@@ -231,12 +240,25 @@ class SimulatedPlatform:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def state(self) -> dict[str, Any]:
+        """What every device physically does now (the body of ``GET /state``)."""
+        from robochem.simulator.state_server import lab_state
+
+        return lab_state(self.servers, self.clock, self.world)
+
+    def state_url(self) -> str:
+        return self.state_server.url() if self.state_server is not None else "sim"
+
     def device_urls(self) -> dict[str, dict[str, str]]:
-        """Device name -> {"driver", "url"}: what ``--json`` prints."""
+        """Device name -> {"driver", "url"}."""
         return {
             spec.name: {"driver": spec.driver, "url": self.servers[spec.name].url()}
             for spec in self.specs
         }
+
+    def endpoints(self) -> dict[str, dict[str, str]]:
+        """What ``--json`` prints: every device, plus ``"state": {"url": ...}``."""
+        return {**self.device_urls(), "state": {"url": self.state_url()}}
 
     def platform(self) -> dict[str, Any]:
         """The platform file pointing the drivers at these simulators (docs/protocols.md).
@@ -263,6 +285,7 @@ class SimulatedPlatform:
             "simulated": True,
             "reaction": self.reaction,
             "clock": {"speed": self.clock.speed, "epoch": self.clock.epoch},
+            "state_url": self.state_url(),
             "devices": devices,
             "fluidics": copy.deepcopy(SIM_FLUIDICS),
         }
@@ -317,20 +340,38 @@ def _default_data_root() -> Path:
     return get_settings().data_dir / "sim-nmr"
 
 
+#: Wall seconds the lab keeps running after the stdin of ``--until-stdin-closes`` closes:
+#: long enough for a controller whose supervisor died to make it safe (docs/engine.md).
+STDIN_LINGER_S = 10.0
+
+
 async def run_until_stopped(
-    platform: SimulatedPlatform, *, as_json: bool, platform_out: Path | None
+    platform: SimulatedPlatform,
+    *,
+    as_json: bool,
+    platform_out: Path | None,
+    until_stdin_closes: bool = False,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises instead
             loop.add_signal_handler(sig, stop.set)
+    if until_stdin_closes:  # the parent (robochem demo) holds stdin: its death closes it
+        fd = sys.stdin.fileno()
+
+        def readable() -> None:
+            if not os.read(fd, 4096):
+                loop.remove_reader(fd)
+                loop.call_later(STDIN_LINGER_S, stop.set)
+
+        loop.add_reader(fd, readable)
     async with platform:
         if platform_out is not None:
             platform.write_platform(platform_out)  # before the JSON line announces readiness
         if as_json:
             # The first line of stdout, so a parent process can read it and go.
-            sys.stdout.write(json.dumps(platform.device_urls()) + "\n")
+            sys.stdout.write(json.dumps(platform.endpoints()) + "\n")
             sys.stdout.flush()
         _print_summary(platform, platform_out)
         await stop.wait()
@@ -344,6 +385,7 @@ def _print_summary(platform: SimulatedPlatform, platform_out: Path | None) -> No
     table = Table("device", "driver", "url", title="robochem simulated lab")
     for name, entry in platform.device_urls().items():
         table.add_row(name, entry["driver"], entry["url"])
+    table.add_row("(ground truth)", "GET /state", platform.state_url())
     console.print(table)
     console.print(f"reaction: {platform.reaction} (seed {platform.seed})")
     console.print(
@@ -363,9 +405,17 @@ def sim_command(
     reaction: str = DEFAULT_REACTION,
     seed: int = 0,
     faults: list[Any] | None = None,
+    until_stdin_closes: bool = False,
 ) -> None:
     platform = SimulatedPlatform(
         speed=speed, data_root=data_dir, reaction=reaction, seed=seed, faults=faults
     )
     set_clock(platform.clock)
-    asyncio.run(run_until_stopped(platform, as_json=as_json, platform_out=platform_out))
+    asyncio.run(
+        run_until_stopped(
+            platform,
+            as_json=as_json,
+            platform_out=platform_out,
+            until_stdin_closes=until_stdin_closes,
+        )
+    )

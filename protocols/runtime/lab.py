@@ -34,7 +34,14 @@ from ..platform import Platform
 log = logging.getLogger("robochem.protocols.runtime.lab")
 T = TypeVar("T")
 
-__all__ = ["Lab", "SafeStateReport", "connect_lab", "uncancellable"]
+__all__ = [
+    "Lab",
+    "SafeStateReport",
+    "connect_lab",
+    "open_devices",
+    "safety_devices",
+    "uncancellable",
+]
 
 #: Wall seconds one safe-state action may take before the lab moves on without it.
 SAFE_ACTION_TIMEOUT_S = 10.0
@@ -132,8 +139,9 @@ class Lab:
         self, *, temperature: bool = False, now: Callable[[], float] = clock.now
     ) -> SafeStateReport:
         """Light off, every pump stopped, collection valve to waste (and with
-        ``temperature`` the reactor's temperature control stopped). ``now`` is the clock
-        the report's ``pump_stops`` are read from (the caller's, if it has its own).
+        ``temperature`` the reactor to the platform's ``safe_state.temperature``: control
+        stopped when it is ``off``, else held at that setpoint). ``now`` is the clock the
+        report's ``pump_stops`` are read from (the caller's, if it has its own).
 
         Every device is tried whatever happened to the others; each action is bounded in
         wall time. Never raises (except a caller's cancellation, after finishing).
@@ -172,7 +180,18 @@ class Lab:
             )
         controller = self.temperature
         if temperature and controller is not None:
-            await attempt(f"{self.reactor_name}: temperature control off", controller.stop_control)
+            safe = self.platform.safe_state.temperature
+            if safe is None:
+                await attempt(
+                    f"{self.reactor_name}: temperature control off", controller.stop_control
+                )
+            else:
+
+                async def hold() -> None:
+                    await controller.set_setpoint(safe.value)
+                    await controller.run()
+
+                await attempt(f"{self.reactor_name}: temperature to {safe.text}", hold)
         if report.failed:
             log.error("safe state incomplete: %s", report.failed)
         else:
@@ -201,6 +220,37 @@ def _driver_options(driver: str, options: Mapping[str, Any]) -> dict[str, Any]:
         # 10 mL. Integration note: real platform files should state the syringe.
         out.setdefault("syringe_volume_ml", 10.0)
     return out
+
+
+def safety_devices(platform: Platform) -> list[str]:
+    """The devices safe state needs: every one but the NMR (pumps, valves, the reactor's
+    light and temperature, a gas inlet). The NMR holds no energy and moves no liquid."""
+    return [name for name in platform.devices if name != platform.fluidics.nmr.device]
+
+
+async def open_devices(
+    platform: Platform, names: list[str]
+) -> tuple[dict[str, Device], dict[str, str]]:
+    """Open ``names`` in parallel (each ``connect`` leaves its device safe); returns the
+    devices that connected and, per device that did not, why. Never raises for a device."""
+    from robochem.drivers.registry import open_device
+
+    async def one(name: str) -> Device:
+        spec = platform.devices[name]
+        options = _driver_options(spec.driver, spec.options)
+        return await asyncio.wait_for(
+            open_device(spec.driver, spec.url, name=name, **options), SAFE_ACTION_TIMEOUT_S
+        )
+
+    results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+    devices: dict[str, Device] = {}
+    failures: dict[str, str] = {}
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, Device):
+            devices[name] = result
+        elif isinstance(result, BaseException):
+            failures[name] = f"{type(result).__name__}: {result}"
+    return devices, failures
 
 
 async def connect_lab(platform: Platform, *, only: list[str] | None = None) -> Lab:

@@ -83,8 +83,9 @@ def test_platform_errors() -> None:
 
 def test_platform_unknown_limit_and_version() -> None:
     text = SIMULATED.read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "max_pressure: 400 bar" in t)
     assert _errors(text.replace("max_pressure: 400 bar", "max_presure: 400 bar", 1)) == [
-        "lab.yaml:29:7: devices.pump-substrate.limits.max_presure: unknown key "
+        f"lab.yaml:{line}:7: devices.pump-substrate.limits.max_presure: unknown key "
         "'max_presure'; did you mean 'max_pressure'?"
     ]
     assert _errors(text.replace("robochem: 1", "robochem: 3")) == [
@@ -118,9 +119,7 @@ def test_selector_valve_must_exist() -> None:
 def test_shim_settings_are_checked() -> None:
     text = SIMULATED.read_text()
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "max_line_width" in s)
-    errors = _errors(
-        text.replace("method: QuickShim", "method: CheckShim").replace("2 Hz", "2 mL")
-    )
+    errors = _errors(text.replace("method: QuickShim", "method: CheckShim").replace("2 Hz", "2 mL"))
     assert errors[0].startswith(f"lab.yaml:{line - 1}:15: fluidics.nmr.shim.method: ")
     assert "'QuickShim' or 'PowerShim'" in errors[0]
     assert errors[1].startswith(f"lab.yaml:{line}:23: fluidics.nmr.shim.max_line_width: ")
@@ -129,3 +128,35 @@ def test_shim_settings_are_checked() -> None:
     template = load_platform(TEMPLATE).fluidics.nmr.shim
     assert template is not None and template.sample_reference == 1.94
     assert template.every is not None and template.every.value == 12 * 3600
+
+
+def test_safe_state_temperature_is_off_or_a_temperature_within_the_reactor_limits() -> None:
+    text = TEMPLATE.read_text()
+    assert load_platform(TEMPLATE).safe_state.temperature is None  # the template: off
+    body = text.replace("safe_state: {temperature: off}", "safe_state: {temperature: 25 degC}")
+    assert body != text
+    safe = parse_platform(body, "lab.yaml").safe_state.temperature
+    assert safe is not None and safe.value == 25.0 and safe.text == "25 degC"
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "safe_state:" in t)
+    column = text.splitlines()[line - 1].index("off") + 1
+
+    def error(value: str) -> list[str]:
+        return _errors(
+            text.replace("safe_state: {temperature: off}", f"safe_state: {{temperature: {value}}}")
+        )
+
+    assert error("5 bar") == [
+        f"lab.yaml:{line}:{column}: safe_state.temperature: '5 bar' is a pressure, expected "
+        "a temperature such as '25 degC'"
+    ]
+    assert error("true") == [
+        f"lab.yaml:{line}:{column}: safe_state.temperature: expected off or a temperature "
+        "such as '25 degC', got true"
+    ]
+    # the template's reactor allows [0 degC, 80 degC]: rejected, not clamped
+    assert error("90 degC") == [
+        f"lab.yaml:{line}:{column}: safe_state.temperature: 90 degC is outside reactor's "
+        "temperature limits [0 degC, 80 degC]"
+    ]
+    unknown = _errors(text.replace("safe_state: {temperature: off}", "safe_state: {heat: off}"))
+    assert len(unknown) == 1 and "safe_state.heat: unknown key 'heat'" in unknown[0]
