@@ -38,6 +38,10 @@ def root(
     from robochem.logs import configure_logging
 
     configure_logging(log_level)
+    if log_level:  # a supervised controller (a child process) logs at the same level
+        import os
+
+        os.environ["ROBOCHEM_LOG_LEVEL"] = log_level
 
 
 @app.command("sim")
@@ -65,6 +69,9 @@ def sim(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Where the simulated NMR writes its data folders."
     ),
+    until_stdin_closes: bool = typer.Option(
+        False, "--until-stdin-closes", hidden=True, help="Stop 10 s after stdin closes."
+    ),
 ) -> None:
     """Start the reference simulated lab on localhost until Ctrl-C or SIGTERM."""
     from robochem.simulator.reactions import ConditionsError, get_preset
@@ -84,6 +91,7 @@ def sim(
         reaction=reaction,
         seed=seed,
         faults=faults,
+        until_stdin_closes=until_stdin_closes,
     )
 
 
@@ -99,19 +107,17 @@ def demo(
 ) -> None:
     """The simulated lab, the engine running an example campaign, and the dashboard."""
     from robochem.settings import get_settings
-    from robochem.web.serve import demo as run_demo
-    from robochem.web.serve import run
+    from robochem.web.serve import demo_command
 
     settings = get_settings()
-    run(
-        run_demo(
-            host=host or settings.host,
-            port=port or settings.port,
-            speed=speed,
-            reaction=reaction,
-            seed=seed,
-        )
+    code = demo_command(
+        host=host or settings.host,
+        port=port or settings.port,
+        speed=speed,
+        reaction=reaction,
+        seed=seed,
     )
+    raise typer.Exit(code)
 
 
 @app.command("serve")
@@ -122,11 +128,11 @@ def serve(
 ) -> None:
     """Connect a platform's devices and serve the dashboard (campaigns run from it)."""
     from robochem.settings import get_settings
-    from robochem.web.serve import run
-    from robochem.web.serve import serve as run_serve
+    from robochem.web.serve import serve_command
 
     settings = get_settings()
-    run(run_serve(platform, host=host or settings.host, port=port or settings.port))
+    code = serve_command(platform, host=host or settings.host, port=port or settings.port)
+    raise typer.Exit(code)
 
 
 def _register_subcommands() -> None:

@@ -8,16 +8,23 @@ results, and ends with an exit code that says how the campaign ended:
 1     invalid input, or the engine failed
 3     paused (interlock, low stock, rejected spectra): fix, then ``--resume``
 4     aborted (Ctrl-C or SIGTERM: the lab is put in its safe state first)
+5     the controller lost its supervisor: it made the lab safe, paused: ``--resume``
+6     the controller died: the supervisor made the lab safe: ``--resume``
 ====  =====================================================================
+
+The command is two processes (docs/engine.md, "Safe state"): this one becomes the
+supervisor (:mod:`.supervisor`) and runs the campaign in a child, the controller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -31,6 +38,10 @@ campaigns_app = typer.Typer(help="List campaigns.", no_args_is_help=True)
 
 EXIT_PAUSED = 3
 EXIT_ABORTED = 4
+EXIT_SUPERVISOR_LOST = 5  # = supervisor.EXIT_SUPERVISOR_LOST
+#: Wall seconds the engine has to pause after the supervisor died before the controller
+#: makes the lab safe and leaves as after a crash.
+LOST_PAUSE_BOUND_S = 15.0
 
 #: protocol variable type -> unit kind (canonical unit in export headers)
 _VARIABLE_KINDS = {
@@ -112,6 +123,9 @@ def run_command(
     database: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
 ) -> None:
     """Run a campaign headless: progress bar, live results, campaign id printed first."""
+    from .link import SupervisorLink
+
+    link = SupervisorLink.from_env()  # first: it arms the parent-death signal
     if on_rejected not in ("pause", "fail"):
         raise typer.BadParameter("--on-rejected must be 'pause' or 'fail'")
     if resume is None and protocol is None:
@@ -129,6 +143,21 @@ def run_command(
         _print_dry_run(proto, plat)
         return
     refills = [_parse_refill(item) for item in refill]
+    from .supervisor import supervise, supervision_wanted
+
+    if link is None and supervision_wanted():
+        argv = ["run", *([str(protocol)] if resume is None else []), "--platform", str(platform)]
+        argv += ["--speed", repr(speed)] if speed is not None else []
+        argv += ["--resume", str(resume)] if resume is not None else []
+        argv += [arg for item in refill for arg in ("--refill", item)]
+        argv += ["--on-rejected", on_rejected] + (["--db", database] if database else [])
+        code = supervise(
+            argv,
+            plat,
+            database_url=database,
+            resume_hint=lambda cid: _resume_hint(cid, platform),
+        )
+        raise typer.Exit(code)
     clock = _install_clock(plat, speed)
     from robochem.storage.db import open_database
 
@@ -145,10 +174,27 @@ def run_command(
             campaign_id = resume
         typer.echo(f"campaign {campaign_id}")
         sys.stdout.flush()
-        code = asyncio.run(_run(db, plat, campaign_id, clock, refills, on_rejected))
+        code = asyncio.run(
+            _run(
+                db,
+                plat,
+                campaign_id,
+                clock,
+                refills,
+                on_rejected,
+                link,
+                _resume_hint(campaign_id, platform),
+            )
+        )
     finally:
         db.dispose()
+        if link is not None:
+            link.close()
     raise typer.Exit(code)
+
+
+def _resume_hint(campaign_id: int, platform: Path) -> str:
+    return f"continue with: robochem run --resume {campaign_id} --platform {platform}"
 
 
 def _parse_refill(text: str) -> tuple[str, float]:
@@ -170,22 +216,52 @@ async def _run(
     clock: Any,
     refills: list[tuple[str, float]],
     on_rejected: str,
+    link: Any = None,
+    resume_hint: str = "",
 ) -> int:
     from rich.console import Console
-    from rich.live import Live
 
     from robochem.events import EventBus
 
-    from .engine import Engine, EngineState, Policy
     from .lab import connect_lab
 
     console = Console(stderr=True)
     bus = EventBus(db, clock=clock)
+    guard = _SupervisorLoss(campaign_id, resume_hint, link)
+    if link is not None:
+        link.send("campaign", id=campaign_id)
+        link.start()  # heartbeats; a death noticed now is acted on once the lab is open
     try:
         lab = await connect_lab(plat)
     except Exception as exc:
         console.print(f"[red]cannot connect the lab:[/] {exc}")
         return 1
+    guard.lab = lab
+    if link is not None:
+        link.send("armed")
+        link.set_on_lost(guard.lost)
+    code = await _drive(lab, db, bus, campaign_id, clock, refills, on_rejected, console, guard)
+    if link is not None:
+        await link.stop()
+        link.send("clean")  # the lab is safe and its devices are closed
+    return code
+
+
+async def _drive(
+    lab: Any,
+    db: Any,
+    bus: Any,
+    campaign_id: int,
+    clock: Any,
+    refills: list[tuple[str, float]],
+    on_rejected: str,
+    console: Any,
+    guard: _SupervisorLoss,
+) -> int:
+    from rich.live import Live
+
+    from .engine import Engine, EngineState, Policy
+
     async with lab:
         try:
             engine = Engine(
@@ -204,6 +280,8 @@ async def _run(
             return 1
         view = _LiveView(engine)
         engine.listeners.append(view.on_event)
+        guard.engine = engine
+        engine.listeners.append(guard.on_event)
         loop = asyncio.get_running_loop()
         pending: set[asyncio.Task[None]] = set()
 
@@ -229,6 +307,9 @@ async def _run(
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
+    if guard.reason is not None and state is EngineState.PAUSED:
+        guard.say("paused")
+        return EXIT_SUPERVISOR_LOST
     reason = f": {engine.reason}" if engine.reason else ""
     console.print(f"campaign {campaign_id} {state}{reason}")
     if engine.protocol.scale_up is not None:
@@ -245,6 +326,75 @@ async def _run(
     if state is EngineState.ABORTED:
         return EXIT_ABORTED
     return 1
+
+
+class _SupervisorLoss:
+    """What the controller does when its supervisor dies: the lab safe at once, the
+    running campaign paused (its experiment interrupted, repeated on ``--resume``); if the
+    engine cannot pause (starting, stopping) or does not within ``LOST_PAUSE_BOUND_S``,
+    safe state and leave as after a crash (``--resume`` recovers that too)."""
+
+    def __init__(self, campaign_id: int, resume_hint: str, link: Any) -> None:
+        self.campaign_id = campaign_id
+        self.resume_hint = resume_hint
+        self.link = link
+        self.lab: Any = None
+        self.engine: Any = None
+        self.reason: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def say(self, what: str) -> None:
+        """The one line a user sees (never wrapped: scripts grep it)."""
+        from rich.console import Console
+
+        text = (
+            f"campaign {self.campaign_id} {what}: {self.reason}; the lab is in its safe "
+            f"state; {self.resume_hint}"
+        )
+        Console(stderr=True).print(text, soft_wrap=True, markup=False, highlight=False)
+        sys.stderr.flush()
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        """Tell the supervisor what the controller is doing (recorded if it dies)."""
+        if self.link is not None and kind == "step" and self.engine is not None:
+            self.link.send("step", text=self.engine.progress.step or payload.get("type"))
+
+    def lost(self, reason: str) -> None:
+        if self.reason is not None:
+            return
+        self.reason = reason
+        task = asyncio.get_running_loop().create_task(self._react(reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _react(self, reason: str) -> None:
+        from .engine import EngineState, IllegalTransition
+
+        loop = asyncio.get_running_loop()
+        safe = loop.create_task(self.lab.safe_state(temperature=True))  # now, not after a DB write
+        self._tasks.add(safe)
+        engine = self.engine
+        if engine is not None and engine.state in (EngineState.RUNNING, EngineState.PAUSING):
+            with contextlib.suppress(IllegalTransition):
+                await engine.request_pause(immediate=True, reason=f"{reason}, paused at once")
+                loop.call_later(LOST_PAUSE_BOUND_S, self._bound)
+                return
+        if engine is not None and engine.state is EngineState.ABORTING:
+            loop.call_later(LOST_PAUSE_BOUND_S, self._bound)
+            return  # already on its way to safe state
+        await self.leave_now(reason)
+
+    def _bound(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.leave_now(self.reason or "lost"))
+        self._tasks.add(task)
+
+    async def leave_now(self, reason: str) -> None:
+        """Safe state, one line, exit: the campaign stays as stored (resumable)."""
+        self.reason = reason
+        if self.lab is not None:
+            await self.lab.safe_state(temperature=True)
+        self.say("interrupted")
+        os._exit(EXIT_SUPERVISOR_LOST)
 
 
 def _scale_up_lines(db: Any, campaign_id: int) -> list[str]:

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from engine_kit import ROOT, engine_protocol
 from sqlalchemy import select
-from test_engine import ROOT, engine_protocol
+from supervised import controller_of
 
+from robochem.protocols.runtime.supervisor import EXIT_CONTROLLER_DIED
 from robochem.storage.db import Database
 from robochem.storage.models import Campaign, Experiment
 
@@ -87,10 +88,6 @@ def sim(tmp_path: Path) -> Iterator[Path]:
     try:
         assert proc.stdout is not None
         proc.stdout.readline()  # the JSON line: the servers are up
-        data = yaml.safe_load(platform.read_text())
-        # See test_engine.py: the LED watchdog is too short in wall time at x1000.
-        data["devices"]["reactor"]["options"]["watchdog_s"] = 0
-        platform.write_text(yaml.safe_dump(data))
         yield platform
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -144,8 +141,9 @@ def test_run_list_and_export(sim: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_completes(sim: Path, tmp_path: Path) -> None:
-    """Kill the engine with SIGKILL a few times; --resume always finishes the campaign with
-    nothing lost or duplicated (ROBOCHEM_TEST_KILLS sets the number of kills, default 5)."""
+    """Kill the engine (the controller ``robochem run`` supervises) with SIGKILL a few
+    times; --resume always finishes the campaign with nothing lost or duplicated
+    (ROBOCHEM_TEST_KILLS sets the number of kills, default 5)."""
     kills = int(os.environ.get("ROBOCHEM_TEST_KILLS", "5"))
     rng = random.Random(7)
     protocol = tmp_path / "protocol.yaml"
@@ -164,11 +162,12 @@ def test_sigkill_at_random_moments_then_resume_completes(sim: Path, tmp_path: Pa
         if campaign_id is None:
             campaign_id = int(first.split()[1])
             args = ["run", "--resume", str(campaign_id), *base]
+        controller = controller_of(proc)
         time.sleep(rng.uniform(1.0, 6.0))  # start-up takes ~2 s
         if proc.poll() is not None:
             break  # finished before the kill
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        os.kill(controller, signal.SIGKILL)
+        assert proc.wait(30) == EXIT_CONTROLLER_DIED  # the supervisor made the lab safe
     final = robochem(*args, timeout=300)
     assert final.returncode == 0 or "completed: it cannot run again" in final.stderr, final.stderr
 
