@@ -27,7 +27,7 @@ from robochem.drivers.errors import DeviceError, SetpointRejected
 from robochem.events import EventBus
 from robochem.settings import Settings, get_settings
 from robochem.storage.db import Database
-from robochem.web import api, data, pages, scaleup
+from robochem.web import api, data, pages, scaleup, virtual_lab
 from robochem.web.auth import Auth, load_or_create_secret
 from robochem.web.context import WebContext
 from robochem.web.lab import (
@@ -185,6 +185,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api.router)
     app.include_router(scaleup.router)
+    app.include_router(virtual_lab.router)
     app.include_router(pages.router)
     _install_error_handlers(app)
     app.add_middleware(SecurityHeaders)

@@ -38,6 +38,7 @@ def test_demo_serves_the_simulated_lab_and_runs_an_example_campaign(tmp_path: Pa
         text=True,
         env=env,
     )
+    helpers: list[int] = []
     try:
         assert proc.stdout is not None
         link = campaign = None
@@ -64,6 +65,12 @@ def test_demo_serves_the_simulated_lab_and_runs_an_example_campaign(tmp_path: Pa
             assert {d["name"] for d in devices} >= {"pump-substrate", "reactor", "nmr"}
             detail = client.get(f"/api/campaigns/{campaign}").json()
             assert detail["status"] in {"running", "paused", "completed"}
+            # the simulated lab runs in a process of its own; the Lab page shows its truth
+            virtual = client.get("/api/virtual-lab/state").json()
+            assert virtual["simulated"] is True and virtual["error"] is None
+            assert {"pump-substrate", "reactor", "nmr"} <= set(virtual["state"]["devices"])
+        helpers = _children(proc.pid)
+        assert len(helpers) == 2, helpers  # the simulated lab and the supervised dashboard
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -71,3 +78,18 @@ def test_demo_serves_the_simulated_lab_and_runs_an_example_campaign(tmp_path: Pa
         finally:
             proc.kill()
     assert code == 0
+    # Ctrl-C stopped everything: no simulator or dashboard is left behind
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], helpers
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out

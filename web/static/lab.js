@@ -109,6 +109,7 @@
     }
     if (!cards.size) root.replaceChildren();
     devices.forEach(update);
+    document.dispatchEvent(new CustomEvent("lab:devices", { detail: devices }));
   }
 
   document.addEventListener("DOMContentLoaded", async () => {
