@@ -34,7 +34,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.Message, "description": "Unparseable request body"},
     401: {"model": schemas.Message, "description": "Not logged in / no valid token"},
     403: {"model": schemas.Message, "description": "Role too low, or CSRF token missing"},
+    413: {"model": schemas.Message, "description": "Request body over the size limit"},
     422: {"model": schemas.Problem, "description": "Invalid request or refused setpoint"},
+}
+BUSY: dict[int | str, dict[str, Any]] = {
+    429: {"model": schemas.Message, "description": "Every protocol checker is busy; retry"}
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": schemas.Message}}
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -203,7 +207,7 @@ def _issues(issues: list[ProtocolIssue]) -> list[schemas.Issue]:
 
 @router.post(
     "/campaigns", response_model=schemas.Created, status_code=201,
-    responses=CONFLICT, tags=["campaigns"],
+    responses={**CONFLICT, **BUSY}, tags=["campaigns"],
 )  # fmt: skip
 async def create_campaign(
     body: schemas.NewCampaign, ctx: Ctx, principal: Operator
@@ -214,10 +218,13 @@ async def create_campaign(
 
 
 @router.post(
-    "/protocols/validate", response_model=schemas.Validation, responses=CONFLICT,
+    "/protocols/validate", response_model=schemas.Validation, responses={**CONFLICT, **BUSY},
     tags=["campaigns"],
 )  # fmt: skip
 def validate_protocol(body: schemas.ProtocolText, ctx: Ctx, _: Operator) -> schemas.Validation:
+    """Check protocol YAML against this platform: 200 with ``valid`` and every issue at its
+    line, however malformed the text (a plain ``def``: FastAPI runs it in a worker thread,
+    and the engine's ``validate`` checks in a separate process bounded in time)."""
     issues = _issues(_engine(ctx).validate(body.protocol_yaml))
     return schemas.Validation(valid=not issues, issues=issues)
 

@@ -16,7 +16,8 @@ from typing import Any
 import jinja2
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
-from fastapi.exceptions import HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -29,6 +30,7 @@ from robochem.settings import Settings, get_settings
 from robochem.storage.db import Database
 from robochem.web import api, data, pages, scaleup, virtual_lab
 from robochem.web.auth import Auth, load_or_create_secret
+from robochem.web.checker import CheckerBusyError
 from robochem.web.context import WebContext
 from robochem.web.lab import (
     CampaignController,
@@ -88,8 +90,26 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def max_body_bytes(settings: Settings) -> int:
+    """The largest request body: room for a YAML text of max_yaml_bytes in a JSON string
+    (escaping at most triples it) plus the other fields. Larger bodies answer 413 on their
+    Content-Length, or as soon as the streamed bytes pass the limit, before being buffered."""
+    return 3 * settings.max_yaml_bytes + 64 * 1024
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every text made encodable as UTF-8 (lone surrogates become "?")."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -116,7 +136,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(kind, rejected)
     for kind in (DeviceError, ControlError):
         app.add_exception_handler(kind, conflict)
+    async def invalid_request(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        # The errors echo the input, which may hold a lone surrogate (JSON "\udc80"): not
+        # encodable as UTF-8, it would turn this 422 into a 500. Such characters become "?".
+        detail = _encodable(jsonable_encoder(exc.errors()))
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    async def busy(_: Request, exc: Exception) -> Response:
+        response = _error(429, str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
+
     app.add_exception_handler(ProtocolInvalidError, invalid_protocol)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(CheckerBusyError, busy)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)
 
 
@@ -155,6 +189,7 @@ def create_app(
         ),
         docs_url=None,  # the default Swagger UI loads from a CDN; /docs is served locally
         redoc_url=None,
+        max_body_size=max_body_bytes(settings),
     )
     auth = Auth(database, secret_key, session_max_age_s=session_max_age_s, hasher=password_hasher)
     app.state.auth = auth

@@ -27,6 +27,12 @@ from robochem.drivers.base import (
     Valve,
 )
 from robochem.drivers.errors import CommunicationError, DeviceError
+from robochem.web.checker import (
+    Checker,
+    CheckFailedError,
+    CheckMemoryError,
+    CheckTimeoutError,
+)
 from robochem.web.lab import (
     CampaignProgress,
     CommandRejectedError,
@@ -38,6 +44,7 @@ from robochem.web.lab import (
     UnknownCampaignError,
     UnknownDeviceError,
 )
+from robochem.web.tasks import spawn, watch
 
 log = logging.getLogger("robochem.web.runtime")
 
@@ -204,16 +211,43 @@ class LabService:
             raise ControlError(f"safe state incomplete: {report.to_dict()}")
 
 
-class CampaignService:
-    """Campaigns created, run and steered from the dashboard (one engine per campaign)."""
+#: Campaign statuses from which nothing can be started, paused or resumed.
+FINISHED = ("completed", "aborted", "failed")
 
-    def __init__(self, database: Any, bus: Any, lab: Any, *, examples_dir: Path = EXAMPLES):
+
+class CampaignService:
+    """Campaigns created, run and steered from the dashboard (one engine per campaign).
+
+    Every command is checked against the campaign's state before anything is scheduled
+    and refused with :class:`ControlError` (409) naming the reason. Protocols from the
+    network are checked by :class:`~robochem.web.checker.Checker` processes, bounded in
+    wall time, never on the event loop that drives the lab.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        bus: Any,
+        lab: Any,
+        *,
+        examples_dir: Path = EXAMPLES,
+        checker: Checker | None = None,
+    ):
         self.database = database
         self.bus = bus
         self.lab = lab
         self.examples_dir = examples_dir
         self.engines: dict[int, Any] = {}
         self.tasks: dict[int, asyncio.Task[Any]] = {}
+        #: why a campaign's engine task ended with an exception (it is also logged)
+        self.errors: dict[int, str] = {}
+        self._starting = asyncio.Lock()  # two start requests must not both pass the checks
+        if checker is None:
+            from robochem.settings import get_settings
+
+            checker = Checker(timeout_s=get_settings().check_timeout_s)
+            checker.warm_up()
+        self.checker = checker
 
     def examples(self) -> list[ExampleProtocol]:
         out = []
@@ -227,67 +261,149 @@ class CampaignService:
         return out
 
     def validate(self, protocol_yaml: str) -> list[ProtocolIssue]:
-        from robochem.protocols.errors import ProtocolError
-        from robochem.protocols.load import parse_protocol
-
+        """Problems of the text against this platform, found in a checker process; blocks the
+        calling thread (the API calls it from a worker thread) for at most check_timeout_s.
+        Raises :class:`CheckerBusyError` when every checker process is busy."""
+        platform = self.lab.platform
         try:
-            parse_protocol(protocol_yaml, "<protocol>", self.lab.platform)
-        except ProtocolError as exc:
-            return [ProtocolIssue(i.message, i.line, i.column, i.path or None) for i in exc.issues]
-        return []
+            rows = self.checker.call("validate", protocol_yaml, "<protocol>", platform)
+        except CheckTimeoutError:
+            return [
+                ProtocolIssue(
+                    f"checking this protocol took longer than {self.checker.timeout_s:g} s "
+                    "(setting check_timeout_s) and was stopped; robochem's examples check "
+                    "in well under a second"
+                )
+            ]
+        except CheckMemoryError as exc:
+            return [ProtocolIssue(f"{exc}; robochem's examples need a few MB")]
+        except CheckFailedError as exc:
+            log.error("checking a protocol failed: %s", exc)
+            return [ProtocolIssue("robochem could not check this protocol (see the log)")]
+        return [ProtocolIssue(m, line, column, path or None) for m, line, column, path in rows]
 
     async def create(self, protocol_yaml: str, *, created_by: str) -> int:
         from robochem.protocols.runtime.engine import create_campaign
 
-        issues = self.validate(protocol_yaml)
+        issues = await asyncio.to_thread(self.validate, protocol_yaml)
         if issues:
             raise ProtocolInvalidError(issues)
-        return create_campaign(self.database, protocol_yaml, platform=self.lab.platform)
+        # It passed the bounded check just now; storing it parses it once more, in a thread.
+        return await asyncio.to_thread(
+            create_campaign, self.database, protocol_yaml, platform=self.lab.platform
+        )
 
     async def start(self, campaign_id: int) -> None:
+        async with self._starting:
+            status, reason = await asyncio.to_thread(self._status, campaign_id)
+            if status in FINISHED:
+                why = f" ({reason})" if reason else ""
+                raise ControlError(
+                    f"cannot start campaign {campaign_id}: it is {status}{why}, and a finished "
+                    "campaign cannot run again; create a new one"
+                )
+            running = self._running()
+            if running == campaign_id:
+                raise ControlError(f"cannot start campaign {campaign_id}: it is already running")
+            if running is not None:
+                raise ControlError(
+                    f"cannot start campaign {campaign_id}: campaign {running} is running on "
+                    "this platform (one at a time)"
+                )
+            engine = await asyncio.to_thread(self._new_engine, campaign_id)
+            self.engines[campaign_id] = engine
+            self.errors.pop(campaign_id, None)
+            task = asyncio.create_task(engine.run(), name=f"campaign-{campaign_id}")
+            self.tasks[campaign_id] = watch(
+                task, f"campaign {campaign_id}", lambda exc: self._record_failure(campaign_id, exc)
+            )
+
+    def _status(self, campaign_id: int) -> tuple[str, str | None]:
+        from robochem.storage.models import Campaign
+
+        with self.database.session() as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise UnknownCampaignError(f"no campaign {campaign_id}")
+            return str(row.status), row.status_reason
+
+    def _running(self) -> int | None:
+        return next((cid for cid, task in self.tasks.items() if not task.done()), None)
+
+    def _new_engine(self, campaign_id: int) -> Any:
+        from robochem.protocols.errors import ProtocolError
         from robochem.protocols.runtime.engine import Engine
 
-        if any(not t.done() for t in self.tasks.values()):
-            raise ControlError("another campaign is running on this platform")
         try:
-            engine = Engine(self.database, self.bus, self.lab, campaign_id)
+            return Engine(self.database, self.bus, self.lab, campaign_id)
         except LookupError:
-            raise UnknownCampaignError(str(campaign_id)) from None
+            raise UnknownCampaignError(f"no campaign {campaign_id}") from None
+        except ProtocolError as exc:
+            raise ControlError(
+                f"cannot start campaign {campaign_id}: its protocol does not pass the checks "
+                f"against platform {self.lab.platform.name!r}: {exc.issues[0]}"
+            ) from None
         except RuntimeError as exc:
-            raise ControlError(str(exc)) from None
-        self.engines[campaign_id] = engine
-        self.tasks[campaign_id] = asyncio.create_task(engine.run(), name=f"campaign-{campaign_id}")
+            raise ControlError(f"cannot start campaign {campaign_id}: {exc}") from None
 
-    def _engine(self, campaign_id: int) -> Any:
+    def _record_failure(self, campaign_id: int, error: BaseException) -> None:
+        """The engine task ended with an exception: remember it and put it on the record."""
+        self.errors[campaign_id] = f"{type(error).__name__}: {error}"
+        spawn(
+            self.bus.publish(
+                "web",
+                "campaign.engine_error",
+                {"error": self.errors[campaign_id]},
+                campaign_id=campaign_id,
+            ),
+            f"recording the engine error of campaign {campaign_id}",
+        )
+
+    async def _command(self, campaign_id: int, verb: str, *args: Any) -> None:
+        """Run ``verb`` on the live engine, or refuse with the campaign's actual state."""
+        from robochem.protocols.runtime.engine import IllegalTransition
+
+        method = {"pause": "request_pause", "resume": "resume", "abort": "abort"}[verb]
         engine = self.engines.get(campaign_id)
         task = self.tasks.get(campaign_id)
         if engine is None or task is None or task.done():
-            raise ControlError(f"campaign {campaign_id} is not running in this process")
-        return engine
-
-    async def _verb(self, campaign_id: int, verb: str, *args: Any) -> None:
-        from robochem.protocols.runtime.engine import IllegalTransition
-
-        engine = self._engine(campaign_id)
+            status, _ = await asyncio.to_thread(self._status, campaign_id)
+            if verb == "resume" and status == "paused":
+                await self.start(campaign_id)  # a new engine resumes it where it stopped
+                return
+            raise ControlError(self._refusal(campaign_id, verb, status))
         try:
-            await getattr(engine, verb)(*args)
+            await getattr(engine, method)(*args)
         except IllegalTransition as exc:
-            raise ControlError(str(exc)) from None
+            message = f"cannot {verb} campaign {campaign_id}: it is {exc.current}"
+            raise ControlError(message) from None
+
+    def _refusal(self, campaign_id: int, verb: str, status: str) -> str:
+        text = f"cannot {verb} campaign {campaign_id}: it is {status}"
+        if campaign_id in self.errors:
+            return f"{text}; its engine stopped with {self.errors[campaign_id]}"
+        if status == "created":
+            return f"{text} and has not been started"
+        if status not in FINISHED:
+            return f"{text} but not run by this dashboard; start it here to continue it"
+        return text
 
     async def pause(self, campaign_id: int) -> None:
-        await self._verb(campaign_id, "request_pause")
+        await self._command(campaign_id, "pause")
 
     async def resume(self, campaign_id: int) -> None:
-        await self._verb(campaign_id, "resume")
+        await self._command(campaign_id, "resume")
 
     async def abort(self, campaign_id: int, reason: str) -> None:
-        await self._verb(campaign_id, "abort", reason)
+        await self._command(campaign_id, "abort", reason)
 
     async def pause_all(self, reason: str) -> None:
         for campaign_id, task in self.tasks.items():
             if not task.done():
-                with contextlib.suppress(Exception):
+                try:
                     await self.engines[campaign_id].request_pause(immediate=True, reason=reason)
+                except Exception:
+                    log.exception("pausing campaign %s (%s) failed", campaign_id, reason)
 
     def progress(self, campaign_id: int) -> CampaignProgress | None:
         engine = self.engines.get(campaign_id)
@@ -307,7 +423,7 @@ class CampaignService:
             if not task.done():
                 with contextlib.suppress(Exception):
                     await self.engines[campaign_id].abort("dashboard shutting down")
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(BaseException):  # logged by the task's watcher
                     await asyncio.wait_for(task, 30)
 
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from robochem.storage.models import Campaign, Role
 from robochem.web import schemas
-from robochem.web.api import ERRORS
+from robochem.web.api import BUSY, ERRORS
 from robochem.web.auth import Principal, require_role
 from robochem.web.context import WebContext, get_ctx
 
@@ -67,7 +67,7 @@ def _campaign_text(ctx: WebContext, campaign_id: int) -> tuple[str, dict[str, An
 @router.post(
     "/campaigns/{campaign_id}/scale-up", response_model=ScaleUpCreated, status_code=201,
     responses={404: {"model": schemas.Message}, 409: {"model": schemas.Message},
-               422: {"model": schemas.Problem}},
+               422: {"model": schemas.Problem}, **BUSY},
 )  # fmt: skip
 async def create_scale_up(
     campaign_id: CampaignId, body: ScaleUpRequest, ctx: Ctx, principal: Operator
@@ -103,8 +103,8 @@ async def create_scale_up(
         text = await run_in_threadpool(write)
     except ValueError as exc:
         raise HTTPException(409, str(exc)) from None
-    try:
-        parse_protocol(text, "<scale-up>", platform)
+    try:  # a full check against the platform: CPU work, kept off the event loop
+        await run_in_threadpool(parse_protocol, text, "<scale-up>", platform)
     except ProtocolError as exc:
         issues = [ProtocolIssue(i.message, i.line, i.column, i.path or None) for i in exc.issues]
         raise ProtocolInvalidError(issues) from None
@@ -119,14 +119,14 @@ async def create_scale_up(
 def scale_up_data(campaign_id: CampaignId, ctx: Ctx, _: Viewer) -> ScaleUpData:
     """The run's report (collected volume, product from the NMR data, productivity,
     space-time yield) and every NMR check with its phase, for the yield-over-time plot."""
-    import yaml
-
+    from robochem.protocols.errors import ProtocolError
     from robochem.protocols.scaleup import scale_up_report
+    from robochem.protocols.source import yaml_data
 
     text, summary = _campaign_text(ctx, campaign_id)
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
+        document = yaml_data(text, f"campaign {campaign_id}")
+    except ProtocolError:
         document = None
     # A stored protocol need not be a mapping (found by tests/web/test_openapi_fuzz.py).
     is_scale_up = isinstance(document, dict) and isinstance(document.get("scale_up"), dict)

@@ -1,0 +1,154 @@
+"""Checks of user input in separate processes, bounded in wall time and memory.
+
+The dashboard process also drives the lab, so a protocol that arrives over the network is
+checked neither on its event loop nor in one of its threads (CPU-bound Python in a thread
+still competes for the GIL with the engine): each check runs in a fresh process, forked
+from a forkserver that has already imported and warmed up the protocol language
+(``robochem.web.check_worker``), so a check costs milliseconds to start. A check that
+outlives ``check_timeout_s`` is killed; one that allocates more than ``memory_bytes`` fails
+with MemoryError; both become one clear message instead of a stalled or dead lab. At most
+``processes`` checks run at once; a request beyond that is refused at once
+(:class:`CheckerBusyError`, answered 429) rather than queued in a thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing
+import os
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = [
+    "CheckFailedError",
+    "CheckMemoryError",
+    "CheckTimeoutError",
+    "Checker",
+    "CheckerBusyError",
+]
+
+log = logging.getLogger("robochem.web.checker")
+
+WORKER = "robochem.web.check_worker"
+
+
+class CheckerBusyError(Exception):
+    """Every checker process is busy; try again in a moment (HTTP 429)."""
+
+
+class CheckTimeoutError(Exception):
+    """The check ran longer than its bound and was killed."""
+
+
+class CheckFailedError(Exception):
+    """The check raised (a bug: the message is the traceback) or its process died."""
+
+
+class CheckMemoryError(CheckFailedError):
+    """The check needed more memory than its cap."""
+
+
+@functools.cache
+def _context() -> Any:
+    """forkserver where the platform has it (Linux, macOS); spawn elsewhere (slower)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # "__main__" first: the forkserver imports the main module once, so that forked checks
+        # do not each re-import it (multiprocessing does that for every child otherwise)
+        context.set_forkserver_preload(["__main__", WORKER])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+class Checker:
+    def __init__(
+        self, *, timeout_s: float, processes: int = 2, memory_bytes: int = 1 << 30
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_bytes
+        self._slots = threading.BoundedSemaphore(processes)
+
+    def warm_up(self) -> None:
+        """Start the forkserver now (in a thread) so the first check does not wait for it."""
+
+        def ping() -> None:
+            try:
+                self.call("ping")
+            except Exception:  # a later check reports the problem
+                log.exception("starting the protocol checker failed")
+
+        threading.Thread(target=ping, name="checker-warm-up", daemon=True).start()
+
+    def call(self, name: str, *args: Any) -> Any:
+        """``check_worker.<name>(*args)`` in its own process; blocks the calling thread."""
+        if not self._slots.acquire(blocking=False):
+            raise CheckerBusyError("other protocol checks are running; try again in a moment")
+        try:
+            return self._run(name, args)
+        finally:
+            self._slots.release()
+
+    def _run(self, name: str, args: tuple[Any, ...]) -> Any:
+        context = _context()
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_child,
+            args=(send, name, args, self.memory_bytes),
+            name=f"robochem-check-{name}",
+            daemon=True,
+        )
+        process.start()
+        send.close()
+        try:
+            if not receive.poll(self.timeout_s):
+                raise CheckTimeoutError(f"took longer than {self.timeout_s:g} s")
+            try:
+                ok, value = receive.recv()
+            except EOFError:
+                process.join(1)
+                raise CheckFailedError(
+                    f"the checking process ended without an answer (exit code {process.exitcode})"
+                ) from None
+        finally:
+            if process.is_alive():
+                process.kill()
+            process.join()
+            receive.close()
+        if ok == "memory":
+            raise CheckMemoryError(value)
+        if not ok:
+            raise CheckFailedError(value)
+        return value
+
+
+def _child(send: Connection, name: str, args: tuple[Any, ...], memory_bytes: int) -> None:
+    """Runs in the checking process: lower priority and a memory cap, then the check."""
+    import importlib
+
+    os.nice(10)  # the lab's own process comes first on a busy machine
+    _limit_memory(memory_bytes)
+    try:
+        worker = importlib.import_module(WORKER)
+        send.send((True, getattr(worker, name)(*args)))
+    except MemoryError:
+        send.send(("memory", f"the check needed more than {memory_bytes >> 20} MB of memory"))
+    except Exception:  # a bug in a check: reported (and logged by the caller), not a crash
+        send.send((False, traceback.format_exc()))
+    finally:
+        send.close()
+
+
+def _limit_memory(extra_bytes: int) -> None:
+    """Cap the address space at what the process maps now plus ``extra_bytes``."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError):
+        return  # not Linux: no cap
+    limit = mapped + extra_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
