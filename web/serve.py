@@ -156,11 +156,14 @@ def _guard(lab: Any, campaigns: Any) -> Any:
         safe = asyncio.create_task(lab.safe_state(temperature=True))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(campaigns.pause_all(reason), LOST_PAUSE_BOUND_S)
+        # Safe state again until every engine has paused: a step being cancelled can still
+        # send its command (a syringe pump's start) after the first one.
         for engine in list(campaigns.engines.values()):
             for _ in range(int(LOST_PAUSE_BOUND_S * 10)):
                 if engine.state.value not in ("running", "pausing"):
                     break
                 await asyncio.sleep(0.1)
+                await lab.safe_state(temperature=True)
         await safe
         await lab.safe_state(temperature=True)
         print(

@@ -42,6 +42,8 @@ EXIT_SUPERVISOR_LOST = 5  # = supervisor.EXIT_SUPERVISOR_LOST
 #: Wall seconds the engine has to pause after the supervisor died before the controller
 #: makes the lab safe and leaves as after a crash.
 LOST_PAUSE_BOUND_S = 15.0
+#: Wall seconds between the safe states held while the engine pauses (see _hold_safe).
+HOLD_S = 0.1
 
 #: protocol variable type -> unit kind (canonical unit in export headers)
 _VARIABLE_KINDS = {
@@ -378,11 +380,22 @@ class _SupervisorLoss:
             with contextlib.suppress(IllegalTransition):
                 await engine.request_pause(immediate=True, reason=f"{reason}, paused at once")
                 loop.call_later(LOST_PAUSE_BOUND_S, self._bound)
+                await self._hold_safe()
                 return
         if engine is not None and engine.state is EngineState.ABORTING:
             loop.call_later(LOST_PAUSE_BOUND_S, self._bound)
             return  # already on its way to safe state
         await self.leave_now(reason)
+
+    async def _hold_safe(self) -> None:
+        """Until the engine has paused, safe state again every HOLD_S: a step being
+        cancelled can still send its command after the first safe state (a syringe pump's
+        start is several exchanges), which ran a pump for a second more."""
+        from .engine import EngineState
+
+        while self.engine.state in (EngineState.RUNNING, EngineState.PAUSING):
+            await asyncio.sleep(HOLD_S)
+            await self.lab.safe_state(temperature=True)
 
     def _bound(self) -> None:
         task = asyncio.get_running_loop().create_task(self.leave_now(self.reason or "lost"))

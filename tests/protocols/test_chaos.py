@@ -42,7 +42,6 @@ from robochem.storage.models import Campaign, Event, Experiment
 
 TARGETS = ("pumping", "irradiation", "acquisition", "cleaning")
 SPEED = 500.0
-BUDGET = 3
 #: Wall seconds to wait for the aimed-at phase before killing whatever is going on.
 AIM_TIMEOUT_S = 40.0
 
@@ -83,9 +82,12 @@ def test_kill_9_at_aimed_moments_leaves_the_lab_safe_then_resume_completes(
     victim: str, tmp_path: Path
 ) -> None:
     kills = int(os.environ.get("ROBOCHEM_TEST_CHAOS_KILLS", "10"))
+    # a kill after a committed measurement finishes that experiment (those at cleaning):
+    # enough budget that the campaign outlives every kill
+    budget = kills // 3 + 3
     rng = random.Random(11 if victim == "controller" else 13)
     protocol = tmp_path / "protocol.yaml"
-    protocol.write_text(engine_protocol(budget=BUDGET))
+    protocol.write_text(engine_protocol(budget=budget))
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     with sim_process(tmp_path, SPEED) as sim, httpx.Client(timeout=5) as client:
         base = ["--platform", str(sim.platform), "--db", db_url, "--on-rejected", "fail"]
@@ -128,7 +130,7 @@ def test_kill_9_at_aimed_moments_leaves_the_lab_safe_then_resume_completes(
 
     print(f"\n{victim} kills: " + ", ".join(f"{r['phase']} {r['safe_after_s']} s" for r in results))
     landed = [r for r in results if r["running_before"]]
-    assert len(results) >= min(kills, 10) - 1 and landed, results
+    assert len(results) == kills and landed, results
     assert all(r["controller_gone"] for r in results), results
     # the acceptance: every pump stopped and the light off within 5 s of wall time
     slow = [r for r in results if not r["safe_after_s"] <= SAFE_WITHIN_S]
@@ -168,7 +170,7 @@ def test_kill_9_at_aimed_moments_leaves_the_lab_safe_then_resume_completes(
     assert [e.index for e in exps] == list(range(len(exps)))
     superseded = {e.repeat_of_id for e in exps if e.repeat_of_id}
     told = [e for e in exps if e.status in ("done", "failed") and e.id not in superseded]
-    assert len(told) == BUDGET
+    assert len(told) == budget
     by_id = {e.id: e for e in exps}
     for e in exps:
         assert e.status not in ("running", "queued"), (e.index, e.status)
