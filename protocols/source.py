@@ -365,7 +365,10 @@ class _Walk:
         # (``!!int abc``, a date 2024-13-45, an integer of 5,000 digits)
         except (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             problem = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
-            self._issue(node.start_mark, path, f"cannot read this value: {problem}")
+            problem = str(problem).split("; use sys.set_int_max_str_digits")[0]
+            text = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            message = f"cannot read {text!r} as {_tag_name(node.tag)} ({problem})"
+            self._issue(node.start_mark, path, message)
             return None
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:

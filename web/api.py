@@ -34,7 +34,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.Message, "description": "Unparseable request body"},
     401: {"model": schemas.Message, "description": "Not logged in / no valid token"},
     403: {"model": schemas.Message, "description": "Role too low, or CSRF token missing"},
-    413: {"model": schemas.Message, "description": "Request body over the size limit"},
+    413: {"description": "Request body over the size limit (3 x max_yaml_bytes + 64 kB)"},
     422: {"model": schemas.Problem, "description": "Invalid request or refused setpoint"},
 }
 BUSY: dict[int | str, dict[str, Any]] = {

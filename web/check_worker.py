@@ -9,6 +9,7 @@ The dashboard process itself never imports this module.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def _warm_up() -> None:
         load_protocol(PROTOCOLS / "examples" / "hat-alkylation.yaml", platform)
     except Exception:  # a cold check still works; never break the forkserver
         pass
+    # What exists now is shared by every forked check: the collector leaves it alone, or
+    # each check would traverse (and copy) the hundreds of MB the imports allocated.
+    gc.freeze()
 
 
 _warm_up()

@@ -5,8 +5,9 @@ checked neither on its event loop nor in one of its threads (CPU-bound Python in
 still competes for the GIL with the engine): each check runs in a fresh process, forked
 from a forkserver that has already imported and warmed up the protocol language
 (``robochem.web.check_worker``), so a check costs milliseconds to start. A check that
-outlives ``check_timeout_s`` is killed; one that allocates more than ``memory_bytes`` fails
-with MemoryError; both become one clear message instead of a stalled or dead lab. At most
+outlives ``check_timeout_s`` is killed; one cannot map more than ``memory_bytes`` beyond
+what it started with (near that cap Python raises MemoryError, or crawls until the time
+bound ends it); either way one clear message instead of a stalled or dead lab. At most
 ``processes`` checks run at once; a request beyond that is refused at once
 (:class:`CheckerBusyError`, answered 429) rather than queued in a thread.
 """
@@ -56,9 +57,10 @@ def _context() -> Any:
     """forkserver where the platform has it (Linux, macOS); spawn elsewhere (slower)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        # "__main__" first: the forkserver imports the main module once, so that forked checks
-        # do not each re-import it (multiprocessing does that for every child otherwise)
-        context.set_forkserver_preload(["__main__", WORKER])
+        # multiprocessing re-runs the main script in every child; for `robochem serve` that
+        # script imports robochem.cli, imported here once. ("__main__" would preload the main
+        # module itself, but Python 3.11's forkserver never receives its path.)
+        context.set_forkserver_preload(["__main__", "robochem.cli", WORKER])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -130,15 +132,18 @@ def _child(send: Connection, name: str, args: tuple[Any, ...], memory_bytes: int
 
     os.nice(10)  # the lab's own process comes first on a busy machine
     _limit_memory(memory_bytes)
+    result: tuple[Any, Any] | None
     try:
         worker = importlib.import_module(WORKER)
-        send.send((True, getattr(worker, name)(*args)))
+        result = (True, getattr(worker, name)(*args))
     except MemoryError:
-        send.send(("memory", f"the check needed more than {memory_bytes >> 20} MB of memory"))
+        result = None  # answered below: leaving this block frees the traceback and its data
     except Exception:  # a bug in a check: reported (and logged by the caller), not a crash
-        send.send((False, traceback.format_exc()))
-    finally:
-        send.close()
+        result = (False, traceback.format_exc())
+    if result is None:
+        result = ("memory", f"the check needed more than {memory_bytes >> 20} MB of memory")
+    send.send(result)
+    send.close()
 
 
 def _limit_memory(extra_bytes: int) -> None:

@@ -375,7 +375,8 @@ class CampaignService:
         try:
             await getattr(engine, method)(*args)
         except IllegalTransition as exc:
-            message = f"cannot {verb} campaign {campaign_id}: it is {exc.current}"
+            state = "starting" if exc.current == "idle" else exc.current
+            message = f"cannot {verb} campaign {campaign_id}: it is {state}"
             raise ControlError(message) from None
 
     def _refusal(self, campaign_id: int, verb: str, status: str) -> str:

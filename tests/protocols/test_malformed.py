@@ -374,6 +374,93 @@ CASES: list[tuple[str, str, str, list[str]]] = [
         ],
     ),
     (
+        "a unit robochem does not read: said so, no dimension guessed",
+        "low: 2 min",
+        "low: 2 furlongs",
+        [
+            "p.yaml:22:47: variables.residence_time.low: cannot read '2 furlongs': 'furlongs' "
+            "is not a unit robochem knows; expected a time such as '2 min'"
+        ],
+    ),
+    (
+        "a quantity that does not parse",
+        "available: 100 mL",
+        "available: 5 mmol(",
+        [
+            "p.yaml:8:16: stocks.substrate.available: cannot read '5 mmol(' as a quantity; "
+            "expected a volume such as '0.65 mL'"
+        ],
+    ),
+    (
+        "a power tower is not evaluated",
+        "available: 100 mL",
+        "available: 9**9**9 mL",
+        [
+            "p.yaml:8:16: stocks.substrate.available: cannot read '9**9**9 mL' as a quantity; "
+            "expected a volume such as '0.65 mL'"
+        ],
+    ),
+    (
+        "a length is a length, not a wavelength",
+        "low: 2 min",
+        "low: 2 mm",
+        [
+            "p.yaml:22:47: variables.residence_time.low: '2 mm' is a length, expected a time "
+            "such as '2 min'"
+        ],
+    ),
+    (
+        "YAML alias",
+        "metadata: {name: test}",
+        "metadata: &m {name: test, tags: [*m]}",
+        ["p.yaml:2:34: metadata.tags.0: aliases ('*m') are not supported; write the value out"],
+    ),
+    (
+        "unknown tag on a mapping",
+        "metadata: {name: test}",
+        "metadata: !foo {name: test}",
+        ["p.yaml:2:11: metadata: unknown tag '!foo'; robochem files are plain YAML, without tags"],
+    ),
+    (
+        "python tag on a value",
+        "metadata: {name: test}",
+        "metadata: {name: !!python/name:os.system test}",
+        [
+            "p.yaml:2:18: metadata.name: unknown tag '!!python/name:os.system'; robochem files "
+            "are plain YAML, without tags"
+        ],
+    ),
+    (
+        "unknown tag on a key",
+        "metadata: {name: test}",
+        "metadata: {!foo name: test}",
+        ["p.yaml:2:12: metadata: unknown tag '!foo'; robochem files are plain YAML, without tags"],
+    ),
+    (
+        "a C1 control character",
+        "metadata: {name: test}",
+        'metadata: {name: "te\u009bst"}',
+        ["p.yaml:2:21: U+009B is a control character, which YAML does not allow; remove it"],
+    ),
+    (
+        "nesting deeper than the limit",
+        "metadata: {name: test}",
+        "metadata: {name: test, tags: " + "[" * 40 + "]" * 40 + "}",
+        [
+            "p.yaml:2:60: lists and mappings are nested more than 32 levels deep; robochem "
+            "files need only a few"
+        ],
+    ),
+    (
+        "a value its explicit tag cannot read",
+        "budget: 20",
+        "budget: !!int twenty",
+        [
+            "p.yaml:31:11: optimizer.budget: cannot read 'twenty' as !!int (invalid literal for "
+            "int() with base 10: 'twenty')"
+        ],
+    ),
+    (
         "wrong type",
         "budget: 20",
         "budget: twenty",
