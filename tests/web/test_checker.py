@@ -1,0 +1,69 @@
+"""The checker: protocol checks in their own processes, bounded in time and memory, refused
+when busy, and the dashboard process never imports what runs inside them."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from robochem.protocols.load import load_platform
+from robochem.web.checker import Checker, CheckerBusyError, CheckMemoryError, CheckTimeoutError
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORM = load_platform(ROOT / "protocols" / "platforms" / "simulated.yaml")
+EXAMPLE = (ROOT / "protocols" / "examples" / "hat-alkylation.yaml").read_text()
+#: valid YAML of almost 1 MB: seconds of pure-Python parsing and ~200 MB of nodes
+BIG = "a:\n" + "- x\n" * 240_000
+
+
+@pytest.fixture(scope="module")
+def checker() -> Checker:
+    return Checker(timeout_s=60)
+
+
+def test_a_protocol_is_checked_in_another_process(checker: Checker) -> None:
+    assert checker.call("validate", EXAMPLE, "<p>", PLATFORM) == []
+    broken = EXAMPLE.replace("budget: 30", "budget: thirty")
+    ((message, line, column, path),) = checker.call("validate", broken, "<p>", PLATFORM)
+    assert path == "optimizer.budget" and line > 1 and column > 1 and "thirty" in message
+    assert "robochem.web.check_worker" not in sys.modules
+
+
+def test_a_check_past_its_time_is_killed() -> None:
+    start = time.monotonic()
+    with pytest.raises(CheckTimeoutError):
+        Checker(timeout_s=0.5).call("validate", BIG, "<p>", None)
+    assert time.monotonic() - start < 10
+    assert multiprocessing.active_children() == []
+
+
+def test_a_check_cannot_grow_past_its_memory_cap() -> None:
+    """BIG needs ~200 MB of nodes: within 1 GB it is checked, within 50 MB it cannot be.
+    Near the cap Python either raises MemoryError or crawls (every allocation first fails),
+    so the check ends by whichever bound comes first."""
+    ((message, *_),) = Checker(timeout_s=120).call("validate", BIG, "<p>", None)
+    assert "missing the file format version" in message
+    start = time.monotonic()
+    with pytest.raises((CheckMemoryError, CheckTimeoutError)):
+        Checker(timeout_s=5, memory_bytes=50 << 20).call("validate", BIG, "<p>", None)
+    assert time.monotonic() - start < 15
+
+
+def test_a_check_beyond_the_running_ones_is_refused_at_once() -> None:
+    single = Checker(timeout_s=60, processes=1)
+    slow = threading.Thread(target=lambda: single.call("validate", BIG, "<p>", None))
+    slow.start()
+    try:
+        time.sleep(0.5)  # the slow check holds the only process
+        start = time.monotonic()
+        with pytest.raises(CheckerBusyError):
+            single.call("ping")
+        assert time.monotonic() - start < 1
+    finally:
+        slow.join()
+    assert single.call("ping") is True
