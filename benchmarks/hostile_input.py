@@ -67,7 +67,7 @@ def edited(old: str, new: str) -> Callable[[], bytes]:
 
 def alias_bomb(depth: int, width: int = 9) -> Callable[[], bytes]:
     """"Billion laughs": ``depth`` levels of ``width`` aliases of the level below, used as a
-    protocol's metadata tags (width ** depth strings once expanded; 9 ** 9 ~ 3.9e8)."""
+    protocol's metadata tags (width ** (depth + 1) strings once expanded: 3.5e9 for 9)."""
 
     def make() -> bytes:
         lines = ["robochem: 1", "l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
@@ -128,7 +128,7 @@ CASES: dict[str, Case] = {
     "NUL byte": Case(edited("author: robochem examples", "author: robochem\x00"), "U+0000"),
     "DEL": Case(edited("author: robochem examples", "author: robochem\x7f"), "U+007F"),
     "binary": Case(binary, "not UTF-8"),
-    "invalid UTF-8 in line 14": Case(
+    "invalid UTF-8 in line 15": Case(
         lambda: edited("author: robochem", "author: X")().replace(b"X", b"\xff", 1),
         "not UTF-8",
     ),
