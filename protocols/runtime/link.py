@@ -67,6 +67,7 @@ class SupervisorLink:
             return None
         pid_text = os.environ.pop(ENV_SUPERVISOR_PID, "")
         sock = socket.socket(fileno=int(fd))
+        sock.set_inheritable(False)  # the controller's own children are not controllers
         sock.settimeout(2.0)  # a supervisor that stopped reading cannot block the lab
         link = cls(sock, int(pid_text) if pid_text.isdigit() else None)
         link._arm_parent_death_signal()

@@ -86,7 +86,14 @@ def supervise(
     of ``platform`` (``env`` added to its environment); returns the exit code to leave
     with."""
     _preimport(platform)
-    hang_s = float(os.environ.get(ENV_HANG_TIMEOUT, HANG_TIMEOUT_S))
+    text = os.environ.get(ENV_HANG_TIMEOUT, str(HANG_TIMEOUT_S))
+    try:
+        hang_s = float(text)
+        if not 1.0 <= hang_s <= 3600.0:
+            raise ValueError
+    except ValueError:
+        print(f"{ENV_HANG_TIMEOUT}={text!r}: expected wall seconds 1..3600", file=sys.stderr)
+        return 1
     supervisor = Supervisor(
         [sys.executable, "-m", "robochem.cli", *command],
         platform,
