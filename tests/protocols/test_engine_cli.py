@@ -167,7 +167,9 @@ def test_sigkill_at_random_moments_then_resume_completes(sim: Path, tmp_path: Pa
         if proc.poll() is not None:
             break  # finished before the kill
         os.kill(controller, signal.SIGKILL)
-        assert proc.wait(30) == EXIT_CONTROLLER_DIED  # the supervisor made the lab safe
+        # the supervisor made the lab safe; a kill before the devices were open leaves it
+        # nothing to do, and it exits as its controller did
+        assert proc.wait(30) in (EXIT_CONTROLLER_DIED, 128 + signal.SIGKILL)
     final = robochem(*args, timeout=300)
     assert final.returncode == 0 or "completed: it cannot run again" in final.stderr, final.stderr
 
