@@ -25,6 +25,7 @@ tests/web/test_hostile_api.py run the same cases.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -89,6 +90,16 @@ def padded(size: int) -> Callable[[], bytes]:
         return body[: size - 1] + b"\n"
 
     return make
+
+
+def heavy_protocol(labels: int = 6) -> str:
+    """The example with ``labels`` categorical variables of ten choices each: valid, but
+    checking every corner against the platform takes 10**labels times longer."""
+    extra = "".join(
+        f"  label{i}: {{type: categorical, choices: [a, b, c, d, e, f, g, h, i, j]}}\n"
+        for i in range(labels)
+    )
+    return example().replace("variables:\n", "variables:\n" + extra, 1)
 
 
 def binary() -> bytes:
@@ -281,8 +292,6 @@ class StatusPoller:
 
 def post_case(client: object, path: str, body: bytes) -> tuple[int, float, str]:
     """POST one case: as JSON text when it is UTF-8, else as the raw (non-JSON) body."""
-    import json
-
     try:
         payload = json.dumps({"protocol_yaml": body.decode("utf-8")}).encode()
     except UnicodeDecodeError:
@@ -322,6 +331,20 @@ def api_table() -> bool:
                 print(f"{name[:31]:<32}{created:>10}{t1:>6.2f}{checked:>9}{t2:>6.2f}"
                       f"{answered:>13}{failed:>5}{worst * 1000:>7.0f}"
                       f"{'' if good else '  FAIL ' + text1[:160]}")  # fmt: skip
+            # Not one of the malformed cases: valid YAML whose check against the platform
+            # would take hours (10^6 combinations of labels times the corners). It runs in
+            # a checker process until check_timeout_s (10 s) or its memory cap (1 GB), while
+            # the lab's process answers.
+            body = heavy_protocol().encode()
+            start = time.monotonic()
+            checked, seconds, text = post_case(client, "/api/protocols/validate", body)
+            answered, failed, worst = poller.worst_between(start, time.monotonic())
+            stopped = checked == 200 and ("was stopped" in text or "MB of memory" in text)
+            ok &= stopped and failed == 0
+            print(f"\na check that would take hours: {checked} after {seconds:.1f} s "
+                  f"({json.loads(text)['issues'][0]['message'] if stopped else text[:100]}); "
+                  f"/api/status meanwhile: {answered} polls, {failed} failed, slowest "
+                  f"{worst * 1000:.0f} ms")  # fmt: skip
         client.close()
         log = lab.log_text()
     print(f"\nserver log: {log.count('Traceback')} tracebacks, "

@@ -276,7 +276,7 @@ class CampaignService:
                 )
             ]
         except CheckMemoryError as exc:
-            return [ProtocolIssue(f"{exc}; robochem's examples need a few MB")]
+            return [ProtocolIssue(f"{exc}; robochem's examples need a small part of that")]
         except CheckFailedError as exc:
             log.error("checking a protocol failed: %s", exc)
             return [ProtocolIssue("robochem could not check this protocol (see the log)")]
