@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import multiprocessing
 import os
 import threading
@@ -98,7 +99,7 @@ class Checker:
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
             target=_child,
-            args=(send, name, args, self.memory_bytes),
+            args=(send, name, args, self.memory_bytes, self.timeout_s),
             name=f"robochem-check-{name}",
             daemon=True,
         )
@@ -126,12 +127,14 @@ class Checker:
         return value
 
 
-def _child(send: Connection, name: str, args: tuple[Any, ...], memory_bytes: int) -> None:
-    """Runs in the checking process: lower priority and a memory cap, then the check."""
+def _child(
+    send: Connection, name: str, args: tuple[Any, ...], memory_bytes: int, timeout_s: float
+) -> None:
+    """Runs in the checking process: lower priority and caps, then the check."""
     import importlib
 
     os.nice(10)  # the lab's own process comes first on a busy machine
-    _limit_memory(memory_bytes)
+    _limit(memory_bytes, timeout_s)
     result: tuple[Any, Any] | None
     try:
         worker = importlib.import_module(WORKER)
@@ -146,14 +149,20 @@ def _child(send: Connection, name: str, args: tuple[Any, ...], memory_bytes: int
     send.close()
 
 
-def _limit_memory(extra_bytes: int) -> None:
-    """Cap the address space at what the process maps now plus ``extra_bytes``."""
+def _limit(extra_bytes: int, timeout_s: float) -> None:
+    """Cap the address space at what the process maps now plus ``extra_bytes``, and its CPU
+    time just past the wall-time bound: should the dashboard die while a check runs (nobody
+    left to kill it), the kernel still ends it."""
     try:
         import resource
-
+    except ImportError:
+        return  # Windows: the time bound only
+    cpu_s = math.ceil(timeout_s) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    try:
         with open("/proc/self/statm") as statm:
             mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (ImportError, OSError, ValueError):
-        return  # not Linux: no cap
+    except (OSError, ValueError):
+        return  # not Linux: no memory cap
     limit = mapped + extra_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

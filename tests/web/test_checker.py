@@ -4,6 +4,9 @@ when busy, and the dashboard process never imports what runs inside them."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -67,3 +70,50 @@ def test_a_check_beyond_the_running_ones_is_refused_at_once() -> None:
     finally:
         slow.join()
     assert single.call("ping") is True
+
+
+ORPHAN = """
+import multiprocessing, sys, threading, time
+from benchmarks.hostile_input import heavy_protocol
+from robochem.protocols.load import load_platform
+from robochem.web.checker import Checker
+
+def report():
+    while not multiprocessing.active_children():
+        time.sleep(0.01)
+    print(multiprocessing.active_children()[0].pid, flush=True)
+
+if __name__ == "__main__":
+    platform = load_platform(sys.argv[1])
+    threading.Thread(target=report, daemon=True).start()
+    Checker(timeout_s=1).call("validate", heavy_protocol(3), "<p>", platform)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_a_check_whose_dashboard_died_still_ends(tmp_path: Path) -> None:
+    """Its CPU time is capped just past the time bound, so a check left without the process
+    that would have killed it (a 50 s check here) still ends."""
+    script = tmp_path / "dashboard.py"
+    script.write_text(ORPHAN)
+    platform = ROOT / "protocols" / "platforms" / "simulated.yaml"
+    dashboard = subprocess.Popen(
+        [sys.executable, str(script), str(platform)], stdout=subprocess.PIPE, text=True,
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert dashboard.stdout is not None
+    check = int(dashboard.stdout.readline())
+    dashboard.send_signal(signal.SIGKILL)
+    dashboard.wait()
+    deadline = time.monotonic() + 20
+    while _running(check) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(check)
