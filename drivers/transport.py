@@ -429,9 +429,17 @@ class SerialTransport(ByteTransport):
 
         await asyncio.sleep(wait_s)
         port = self._port
+
+        def take_waiting() -> bytes:
+            # pyserial's socket:// reports in_waiting as 1 whenever anything is readable,
+            # not the count: read until nothing waits, or a burst comes one byte per call.
+            out = b""
+            while waiting := port.in_waiting:
+                out += port.read(waiting)
+            return out
+
         try:
-            waiting = port.in_waiting
-            return await asyncio.to_thread(port.read, waiting) if waiting else b""
+            return await asyncio.to_thread(take_waiting)
         except serial.SerialException as exc:
             raise OSError(str(exc)) from exc
 

@@ -236,3 +236,30 @@ async def test_cannot_open_closed_port(echo):
     t = open_byte_transport(url, timeout_s=0.3)
     with pytest.raises(ConnectionLost, match="cannot open"):
         await t.exchange(b"A\r", CR)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "socket"])
+async def test_a_cancelled_exchange_costs_the_next_one_little_time(kind, echo):
+    """After a cancellation the line is waited quiet once; a long late tail is read in one
+    go (pyserial's socket:// says one byte waits whatever waits), not a byte per wait."""
+    transport = open_byte_transport(echo.url(kind), timeout_s=3.0)
+
+    def replies(request: bytes) -> bytes | None:
+        if request == b"STOP":
+            asyncio.get_running_loop().call_later(0.1, echo.broadcast, b"T" * 40 + b"\r")
+            return b"S"
+        return b"R:" + request + b"\r"
+
+    echo.handle = replies
+    try:
+        task = asyncio.create_task(transport.exchange(b"STOP\r", CR))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)  # the whole tail is waiting
+        t0 = time.monotonic()
+        assert await transport.exchange(b"B\r", CR) == b"R:B\r"
+        assert time.monotonic() - t0 < 1.5  # was the link's whole 3 s timeout
+    finally:
+        await transport.close()
