@@ -30,9 +30,6 @@ async def env(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Env]:
     await sim.start()
     set_clock(sim.clock)
     data = sim.platform()
-    # The LED watchdog counts simulated seconds: at x1000 its 600 s maximum is 0.6 s of
-    # wall time, less than an analysis can hold the interpreter on a loaded machine.
-    data["devices"]["reactor"]["options"]["watchdog_s"] = 0
     platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
     db = Database(sqlite_url)
     bus = EventBus(db, clock=sim.clock)

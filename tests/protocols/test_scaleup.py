@@ -115,7 +115,6 @@ async def env(
     await sim.start()
     set_clock(sim.clock)
     data = sim.platform()
-    data["devices"]["reactor"]["options"]["watchdog_s"] = 0  # see tests/protocols/test_engine.py
     platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
     db = Database(sqlite_url)
     bus = EventBus(db, clock=sim.clock)
@@ -267,7 +266,6 @@ async def test_syringe_refill_pauses_the_run_then_resume_completes(
     await sim.start()
     set_clock(sim.clock)
     data = sim.platform()
-    data["devices"]["reactor"]["options"]["watchdog_s"] = 0
     data["devices"]["pump-catalyst"]["options"] = {"syringe_volume_ml": 2.0}
     platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
     db = Database(sqlite_url)
