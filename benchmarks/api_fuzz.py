@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ROBOCHEM = str(Path(sys.executable).with_name("robochem"))
@@ -124,11 +123,6 @@ def served_lab(
         assert sim.stdout is not None
         if not sim.stdout.readline():  # the JSON line: its servers are up
             raise RuntimeError("robochem sim did not start")
-        data = yaml.safe_load(platform.read_text())
-        # As in tests/protocols/test_engine_cli.py: the LED watchdog counts simulated
-        # seconds, too few in wall time at this speed for an engine on a loaded machine.
-        data["devices"]["reactor"]["options"]["watchdog_s"] = 0
-        platform.write_text(yaml.safe_dump(data))
         port = free_port()
         serve_log = folder / "serve.log"
         log = stack.enter_context(serve_log.open("wb"))

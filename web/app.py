@@ -27,7 +27,7 @@ from robochem import __version__
 from robochem.drivers.errors import DeviceError, SetpointRejected
 from robochem.events import EventBus
 from robochem.settings import Settings, get_settings
-from robochem.storage.db import Database
+from robochem.storage.db import Database, StorageError
 from robochem.web import api, data, pages, scaleup, virtual_lab
 from robochem.web.auth import Auth, load_or_create_secret
 from robochem.web.checker import CheckerBusyError
@@ -148,6 +148,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = "1"
         return response
 
+    async def storage_failed(_: Request, exc: Exception) -> Response:
+        # The server's own trouble (database deleted, full, unreachable): 503 with the one
+        # line naming the database, never a traceback.
+        return _error(503, str(exc))
+
+    app.add_exception_handler(StorageError, storage_failed)
     app.add_exception_handler(ProtocolInvalidError, invalid_protocol)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(CheckerBusyError, busy)

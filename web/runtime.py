@@ -101,7 +101,9 @@ class LabService:
     # -- polling ----------------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._poll_forever(), name="lab-poller")
+            self._task = watch(
+                asyncio.create_task(self._poll_forever(), name="lab-poller"), "device poller"
+            )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -310,6 +312,7 @@ class CampaignService:
                     f"cannot start campaign {campaign_id}: campaign {running} is running on "
                     "this platform (one at a time)"
                 )
+            await asyncio.to_thread(self._not_run_elsewhere, campaign_id)
             engine = await asyncio.to_thread(self._new_engine, campaign_id)
             self.engines[campaign_id] = engine
             self.errors.pop(campaign_id, None)
@@ -326,6 +329,17 @@ class CampaignService:
             if row is None:
                 raise UnknownCampaignError(f"no campaign {campaign_id}")
             return str(row.status), row.status_reason
+
+    def _not_run_elsewhere(self, campaign_id: int) -> None:
+        """409 now, rather than a failed engine task, when another process (a headless
+        ``robochem run``) holds the campaign."""
+        from robochem.storage.locks import CampaignBusy, campaign_lock
+
+        try:
+            with campaign_lock(self.database, campaign_id):
+                pass
+        except CampaignBusy as exc:
+            raise ControlError(f"cannot start campaign {campaign_id}: {exc}") from None
 
     def _running(self) -> int | None:
         return next((cid for cid, task in self.tasks.items() if not task.done()), None)

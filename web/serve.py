@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from robochem.web.tasks import watch
+
 log = logging.getLogger("robochem.web.serve")
 
 DEMO_USER = "demo"
@@ -66,7 +68,10 @@ async def run_dashboard(
     watcher: asyncio.Task[None] | None = None
     if link is not None:
         link.send("armed")
-        watcher = asyncio.create_task(_report_campaigns(bus, link), name="report-campaigns")
+        watcher = watch(
+            asyncio.create_task(_report_campaigns(bus, link), name="report-campaigns"),
+            "reporting campaigns to the supervisor",
+        )
         link.set_on_lost(_guard(lab, campaigns))
     try:
         app = create_app(database, bus, lab=lab_service, campaigns=campaigns)
@@ -175,7 +180,7 @@ def _guard(lab: Any, campaigns: Any) -> Any:
         os._exit(EXIT_SUPERVISOR_LOST)
 
     def lost(reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(react(reason))
+        task = watch(asyncio.get_running_loop().create_task(react(reason)), "going safe")
         pending.add(task)
 
     return lost

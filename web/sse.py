@@ -18,6 +18,7 @@ from typing import Any
 
 from robochem.events import Event
 from robochem.web.context import WebContext
+from robochem.web.tasks import watch
 
 log = logging.getLogger("robochem.web.sse")
 
@@ -63,9 +64,9 @@ async def event_stream(
                 await queue.put(f'data: {{"type":"devices","devices":{text}}}\n\n')
             await asyncio.sleep(ctx.device_poll_s)
 
-    tasks = [asyncio.create_task(from_bus())]
+    tasks = [watch(asyncio.create_task(from_bus()), "event stream: bus")]
     if devices and ctx.lab is not None:
-        tasks.append(asyncio.create_task(from_lab()))
+        tasks.append(watch(asyncio.create_task(from_lab()), "event stream: devices"))
     try:
         yield "retry: 2000\n\n"
         while True:

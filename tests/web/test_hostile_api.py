@@ -155,6 +155,27 @@ def test_commands_that_cannot_succeed_answer_409_before_anything_runs(
     assert [e["kind"] for e in events if e["kind"].startswith("campaign.")] == []
 
 
+def test_starting_a_campaign_another_process_runs_is_a_409(
+    lab: ServedLab, client: httpx.Client
+) -> None:
+    """A headless ``robochem run`` holds the campaign (its lock): the dashboard must not
+    drive the same campaign a second time."""
+    from robochem.storage.locks import campaign_lock
+
+    r = client.post("/api/campaigns", json={"protocol_yaml": EXAMPLE.read_text()})
+    assert r.status_code == 201, r.text
+    cid = int(r.json()["id"])
+    database = Database(lab.env["ROBOCHEM_DATABASE_URL"], upgrade_schema=False)
+    try:
+        with campaign_lock(database, cid):  # as the other process's engine does
+            r = client.post(f"/api/campaigns/{cid}/start")
+            assert r.status_code == 409, r.text
+            assert "is being run by another process" in r.json()["detail"]
+    finally:
+        database.dispose()
+    assert client.get(f"/api/campaigns/{cid}").json()["status"] == "created"
+
+
 def test_schemathesis_finds_no_server_error(lab: ServedLab) -> None:
     """All checks, anonymous and with the admin's token, a few hundred cases each."""
     for anonymous in (True, False):

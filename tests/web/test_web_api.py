@@ -426,3 +426,16 @@ async def test_hostile_input_is_refused_before_the_database(db_url: str) -> None
             assert (await anonymous.post("/login", data=form)).status_code == 401
     finally:
         world.database.dispose()
+
+
+async def test_a_database_deleted_under_the_dashboard_is_a_503_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "dash.db"
+    world = make_world(f"sqlite:///{path}")
+    async with client_for(world.app) as client:
+        viewer = world.bearer("viewer")
+        assert (await client.get("/api/campaigns", headers=viewer)).status_code == 200
+        path.unlink()
+        r = await client.get("/api/campaigns", headers=viewer)
+    assert r.status_code == 503
+    assert f"{path} was deleted while in use" in r.json()["detail"]
+    world.database.dispose()
