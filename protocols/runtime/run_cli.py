@@ -222,6 +222,7 @@ async def _run(
     resume_hint: str = "",
 ) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from robochem.events import EventBus
 
@@ -236,7 +237,7 @@ async def _run(
     try:
         lab = await connect_lab(plat)
     except Exception as exc:
-        console.print(f"[red]cannot connect the lab:[/] {exc}")
+        console.print(f"[red]cannot connect the lab:[/] {escape(str(exc))}", soft_wrap=True)
         return 1
     guard.lab = lab
     if link is not None:
@@ -261,6 +262,7 @@ async def _drive(
     guard: _SupervisorLoss,
 ) -> int:
     from rich.live import Live
+    from rich.markup import escape
 
     from .engine import Engine, EngineState, Policy
 
@@ -278,7 +280,7 @@ async def _drive(
             for stock, ml in refills:
                 engine.refill(stock, ml)
         except (LookupError, KeyError, ValueError) as exc:
-            console.print(f"[red]{exc}[/]")
+            console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)  # one line
             return 1
         view = _LiveView(engine)
         engine.listeners.append(view.on_event)
@@ -303,7 +305,7 @@ async def _drive(
                 try:
                     state = await engine.run()
                 except RuntimeError as exc:
-                    console.print(f"[red]{exc}[/]")
+                    console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)  # one line
                     return 1
                 live.update(view.render())
         finally:
@@ -313,7 +315,7 @@ async def _drive(
         guard.say("paused")
         return EXIT_SUPERVISOR_LOST
     reason = f": {engine.reason}" if engine.reason else ""
-    console.print(f"campaign {campaign_id} {state}{reason}")
+    console.print(f"campaign {campaign_id} {state}{escape(reason)}", soft_wrap=True)
     if engine.protocol.scale_up is not None:
         for line in _scale_up_lines(db, campaign_id):
             console.print(line)
@@ -582,7 +584,6 @@ def _print_dry_run(protocol: Any, platform: Any) -> None:
         f"x{budget}, plus priming and cleaning (repeats of rejected or interrupted experiments "
         "come on top)"
     )
-    console.print(table)
 
 
 # -- campaigns list ----------------------------------------------------------------------------

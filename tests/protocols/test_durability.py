@@ -293,3 +293,43 @@ async def test_a_second_controller_for_a_running_campaign_is_refused(env: Env) -
     await first.abort("test over")
     assert await asyncio.wait_for(task, 60) is EngineState.ABORTED
     env.assert_safe()
+
+
+@pytest.mark.slow
+def test_robochem_run_with_its_database_deleted_exits_safe_with_one_line(
+    tmp_path: Path,
+) -> None:
+    """The acceptance, as a user meets it: a supervised ``robochem run`` whose SQLite file
+    is deleted while the lab irradiates ends non-zero with one line, no traceback, no
+    "completed", and the virtual lab's own state shows pumps stopped and the light off."""
+    import httpx
+    from supervised import lab_state, sim_process, unsafe
+
+    protocol = tmp_path / "protocol.yaml"
+    protocol.write_text(engine_protocol(budget=2))
+    db_file = tmp_path / "lab.db"
+    with sim_process(tmp_path, speed=100) as sim, httpx.Client(timeout=5) as client:
+        run = subprocess.Popen(
+            [*ROBOCHEM, "run", str(protocol), "--platform", str(sim.platform),
+             "--db", f"sqlite:///{db_file}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while not lab_state(client, sim.state_url)["reactor"]["light"]["on"]:
+                assert time.monotonic() < deadline and run.poll() is None, "never irradiated"
+                time.sleep(0.05)
+            db_file.unlink()
+            _, stderr = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode not in (0, None)
+        assert unsafe(lab_state(client, sim.state_url)) == []
+    # the logged error, and the one line that says what to do (not wrapped by the terminal)
+    lines = [ln for ln in stderr.splitlines() if "--resume" in ln]
+    assert len(lines) == 1, stderr
+    assert f"{db_file} was deleted while in use" in lines[0]
+    assert "the lab is in safe state" in lines[0]
+    assert "Traceback" not in stderr
+    assert "completed" not in stderr.replace("is not completed", "")
