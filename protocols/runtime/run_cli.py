@@ -45,15 +45,6 @@ LOST_PAUSE_BOUND_S = 15.0
 #: Wall seconds between the safe states held while the engine pauses (see _hold_safe).
 HOLD_S = 0.1
 
-#: protocol variable type -> unit kind (canonical unit in export headers)
-_VARIABLE_KINDS = {
-    "residence_time": "time",
-    "light": "percent",
-    "temperature": "temperature",
-    "concentration": "concentration",
-    "equivalents": "ratio",
-    "loading": "ratio",
-}
 #: measure -> (Measurement column, header)
 _MEASURES = {
     "yield": ("yield_percent", "yield (%)"),
@@ -690,6 +681,7 @@ def export_rows(database: Any, campaign_id: int) -> tuple[list[str], list[list[A
 
     from ..load import parse_protocol
     from ..model import Categorical
+    from ..scaleup import VARIABLE_KINDS
     from ..units import KINDS
 
     with database.session() as session:
@@ -700,7 +692,7 @@ def export_rows(database: Any, campaign_id: int) -> tuple[list[str], list[list[A
         variables = list(protocol.variables.items())
         header = ["index", "status"]
         for name, var in variables:
-            kind = None if isinstance(var, Categorical) else _VARIABLE_KINDS.get(var.type)
+            kind = None if isinstance(var, Categorical) else VARIABLE_KINDS.get(var.type)
             header.append(f"{name} ({KINDS[kind].symbol})" if kind else name)
         header += [h for _, h in _MEASURES.values()] + ["qc_status", "repeat_of", "reason"]
         experiments = session.scalars(

@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from engine_kit import Env, engine_protocol, wait_event
 from sqlalchemy import event, select
+from supervised import lab_state, sim_process, unsafe
 
 from robochem.analysis import analyze_folder
 from robochem.events import EventBus
@@ -145,22 +147,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 @pytest.fixture
 def slow_sim(tmp_path: Path) -> Iterator[Path]:
     """``robochem sim`` at x100 in its own process; yields its platform file."""
-    platform = tmp_path / "platform.yaml"
-    proc = subprocess.Popen(
-        [*ROBOCHEM, "sim", "--json", "--platform-out", str(platform), "--speed", "100",
-         "--data-dir", str(tmp_path / "nmr"), "--seed", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        yield platform
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with sim_process(tmp_path, speed=100) as sim:
+        yield sim.platform
 
 
 def _measured_but_running(db: Database, campaign_id: int) -> int | None:
@@ -302,8 +290,6 @@ def test_robochem_run_with_its_database_deleted_exits_safe_with_one_line(
     """The acceptance, as a user meets it: a supervised ``robochem run`` whose SQLite file
     is deleted while the lab irradiates ends non-zero with one line, no traceback, no
     "completed", and the virtual lab's own state shows pumps stopped and the light off."""
-    import httpx
-    from supervised import lab_state, sim_process, unsafe
 
     protocol = tmp_path / "protocol.yaml"
     protocol.write_text(engine_protocol(budget=2))
