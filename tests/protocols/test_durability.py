@@ -112,12 +112,12 @@ async def test_raw_spectra_are_copied_into_the_data_directory(env: Env) -> None:
 
 
 def _slow_cleaning_protocol(budget: int) -> str:
-    """The engine test protocol with a 4-minute cleaning flush: a wide window between the
-    committed measurement and the end of the experiment."""
+    """The engine test protocol with a 6-minute cleaning flush: a wide window (1.2 s of
+    wall time at x300) between the committed measurement and the end of the experiment."""
     text = engine_protocol(budget=budget)
     old = "cleaning: {volume: 2 mL, flow: 4 mL/min}"
     assert old in text
-    return text.replace(old, "cleaning: {volume: 4 mL, flow: 1 mL/min}")
+    return text.replace(old, "cleaning: {volume: 6 mL, flow: 1 mL/min}")
 
 
 #: An engine in a process of its own, so that SIGKILL is a real crash (no finally runs).
@@ -146,8 +146,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 
 @pytest.fixture
 def slow_sim(tmp_path: Path) -> Iterator[Path]:
-    """``robochem sim`` at x100 in its own process; yields its platform file."""
-    with sim_process(tmp_path, speed=100) as sim:
+    """``robochem sim`` at x300 in its own process; yields its platform file."""
+    with sim_process(tmp_path, speed=300) as sim:
         yield sim.platform
 
 
@@ -294,7 +294,7 @@ def test_robochem_run_with_its_database_deleted_exits_safe_with_one_line(
     protocol = tmp_path / "protocol.yaml"
     protocol.write_text(engine_protocol(budget=2))
     db_file = tmp_path / "lab.db"
-    with sim_process(tmp_path, speed=100) as sim, httpx.Client(timeout=5) as client:
+    with sim_process(tmp_path, speed=300) as sim, httpx.Client(timeout=5) as client:
         run = subprocess.Popen(
             [*ROBOCHEM, "run", str(protocol), "--platform", str(sim.platform),
              "--db", f"sqlite:///{db_file}"],

@@ -1,5 +1,5 @@
-"""``robochem run``/``campaigns list``/``export`` as processes against ``robochem sim``,
-and (slow) the crash test: the engine killed with SIGKILL, then ``--resume`` to the end."""
+"""``robochem run``/``campaigns list``/``export`` as processes against ``robochem sim``.
+The crash test (kill -9, then ``--resume`` to the end) is tests/protocols/test_chaos.py."""
 
 from __future__ import annotations
 
@@ -7,22 +7,14 @@ import csv
 import io
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from engine_kit import ROOT, engine_protocol
-from sqlalchemy import select
-from supervised import controller_of
-
-from robochem.protocols.runtime.supervisor import EXIT_CONTROLLER_DIED
-from robochem.storage.db import Database
-from robochem.storage.models import Campaign, Experiment
 
 ROBOCHEM = [sys.executable, "-m", "robochem.cli"]
 #: a terminal wide enough for rich's tables not to wrap their cells
@@ -137,69 +129,3 @@ def test_run_list_and_export(sim: Path, tmp_path: Path) -> None:
 
     frame = pd.read_excel(out)
     assert list(frame.columns) == rows[0] and len(frame) == len(rows) - 1
-
-
-@pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_completes(sim: Path, tmp_path: Path) -> None:
-    """Kill the engine (the controller ``robochem run`` supervises) with SIGKILL a few
-    times; --resume always finishes the campaign with nothing lost or duplicated
-    (ROBOCHEM_TEST_KILLS sets the number of kills, default 5)."""
-    kills = int(os.environ.get("ROBOCHEM_TEST_KILLS", "5"))
-    rng = random.Random(7)
-    protocol = tmp_path / "protocol.yaml"
-    budget = 3
-    protocol.write_text(engine_protocol(budget=budget))
-    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    base = ["--platform", str(sim), "--db", db_url, "--on-rejected", "fail"]
-    args = ["run", str(protocol), *base]
-    campaign_id = None
-    for _ in range(kills):
-        proc = subprocess.Popen(
-            [*ROBOCHEM, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if campaign_id is None:
-            campaign_id = int(first.split()[1])
-            args = ["run", "--resume", str(campaign_id), *base]
-        controller = controller_of(proc)
-        time.sleep(rng.uniform(1.0, 6.0))  # start-up takes ~2 s
-        if proc.poll() is not None:
-            break  # finished before the kill
-        os.kill(controller, signal.SIGKILL)
-        # the supervisor made the lab safe; a kill before the devices were open leaves it
-        # nothing to do, and it exits as its controller did
-        assert proc.wait(30) in (EXIT_CONTROLLER_DIED, 128 + signal.SIGKILL)
-    final = robochem(*args, timeout=300)
-    assert final.returncode == 0 or "completed: it cannot run again" in final.stderr, final.stderr
-
-    db = Database(db_url)
-    with db.session() as s:
-        campaign = s.get(Campaign, campaign_id)
-        assert campaign is not None and campaign.status == "completed"
-        exps = list(
-            s.scalars(
-                select(Experiment)
-                .where(Experiment.campaign_id == campaign_id)
-                .order_by(Experiment.index)
-            )
-        )
-    db.dispose()
-    assert [e.index for e in exps] == list(range(len(exps)))
-    superseded = {e.repeat_of_id for e in exps if e.repeat_of_id}
-    told = [e for e in exps if e.status in ("done", "failed") and e.id not in superseded]
-    assert len(told) == budget
-    # the kills landed in experiments (not only in start-up), and every interrupted
-    # experiment was repeated exactly once, with the same conditions
-    assert any(e.status == "interrupted" for e in exps)
-    by_id = {e.id: e for e in exps}
-    for e in exps:
-        repeats = [r for r in exps if r.repeat_of_id == e.id]
-        if e.status == "interrupted":
-            assert len(repeats) == 1 and repeats[0].conditions == e.conditions
-        if e.repeat_of_id:
-            assert by_id[e.repeat_of_id].conditions == e.conditions
-        assert e.status != "running" and e.status != "queued"
-    # the stored optimiser state holds exactly the told experiments, in index order
-    observations = campaign.optimizer_state["observations"]
-    assert [o["point"] for o in observations] == [e.conditions for e in told]
