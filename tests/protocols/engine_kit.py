@@ -4,17 +4,21 @@ database, bus and connected lab (the ``env`` fixture in conftest.py), and event 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import select
 
+from robochem.clock import set_clock
 from robochem.events import Event, EventBus
+from robochem.protocols.load import parse_platform
 from robochem.protocols.platform import Platform
 from robochem.protocols.runtime.engine import Engine, EngineState, Policy, create_campaign
-from robochem.protocols.runtime.lab import Lab
+from robochem.protocols.runtime.lab import Lab, connect_lab
 from robochem.simulator.runner import SimulatedPlatform
 from robochem.storage.db import Database
 from robochem.storage.models import Campaign, Experiment
@@ -112,3 +116,32 @@ def step_event(kind: str, index: int | None = None) -> Callable[[Event], bool]:
 
 def state_event(state: EngineState) -> Callable[[Event], bool]:
     return lambda e: e.kind == "campaign.state" and e.payload.get("to") == state
+
+
+@contextlib.asynccontextmanager
+async def simulated_env(
+    env_type: type[Env],
+    tmp_path: Path,
+    database_url: str,
+    *,
+    speed: float = 1000,
+    seed: int = 3,
+    device_options: dict[str, dict[str, Any]] | None = None,
+) -> AsyncIterator[Env]:
+    """The in-process simulated lab, its platform (``device_options`` added per device),
+    a database, a bus and the connected lab, as ``env_type``; all closed afterwards."""
+    sim = SimulatedPlatform(speed=speed, data_root=tmp_path / "nmr", seed=seed)
+    await sim.start()
+    set_clock(sim.clock)
+    data = sim.platform()
+    for name, options in (device_options or {}).items():
+        data["devices"][name]["options"] = {**data["devices"][name].get("options", {}), **options}
+    platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
+    db = Database(database_url)
+    lab = await connect_lab(platform)
+    try:
+        yield env_type(sim, platform, db, EventBus(db, clock=sim.clock), lab)
+    finally:
+        await lab.close()
+        await sim.stop()
+        db.dispose()

@@ -11,30 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import engine_kit
 import pytest
-import yaml
+from engine_kit import ROOT, simulated_env
 from sqlalchemy import select
 
-from robochem.clock import set_clock
-from robochem.events import EventBus
-from robochem.protocols.load import parse_platform, parse_protocol
-from robochem.protocols.platform import Platform
-from robochem.protocols.runtime.engine import Engine, EngineState, Policy, create_campaign
-from robochem.protocols.runtime.lab import Lab, connect_lab
+from robochem.protocols.load import parse_protocol
+from robochem.protocols.runtime.engine import EngineState, create_campaign
 from robochem.protocols.runtime.scaleup import choose_experiment
 from robochem.protocols.scaleup import scale_up_protocol_text
 from robochem.simulator.reactions import get_preset
-from robochem.simulator.runner import SimulatedPlatform
 from robochem.simulator.world import ScheduledFault
-from robochem.storage.db import Database
 from robochem.storage.models import Campaign, Experiment, Measurement
-
-ROOT = Path(__file__).resolve().parents[2]
-PUMPS = ("pump-substrate", "pump-reagent", "pump-catalyst", "pump-solvent")
 
 
 def near_optimum_protocol() -> str:
@@ -60,25 +51,8 @@ def near_optimum_protocol() -> str:
     return text
 
 
-@dataclass
-class Env:
-    sim: SimulatedPlatform
-    platform: Platform
-    db: Database
-    bus: EventBus
-    lab: Lab
-
-    def engine(self, campaign_id: int, **kwargs: Any) -> Engine:
-        kwargs.setdefault("policy", Policy(on_rejected="fail"))
-        return Engine(self.db, self.bus, self.lab, campaign_id, clock=self.sim.clock, **kwargs)
-
-    def assert_safe(self) -> None:
-        world = self.sim.world
-        for pump in PUMPS:
-            assert world._flow_ml_min(pump) == 0.0, pump
-        reactor = self.sim.servers["reactor"]
-        assert not reactor.led_enabled and reactor.led_output_percent == 0.0
-        assert str(self.sim.servers["valve-collect"].position) == "1"
+class Env(engine_kit.Env):
+    """The engine tests' lab, with a scale-up's helpers."""
 
     async def optimised_campaign(self) -> int:
         cid = create_campaign(self.db, near_optimum_protocol(), platform=self.platform)
@@ -111,20 +85,8 @@ async def env(
 ) -> AsyncIterator[Env]:
     marker = request.node.get_closest_marker("sim_speed")
     speed = marker.args[0] if marker else 1000
-    sim = SimulatedPlatform(speed=speed, data_root=tmp_path / "nmr", seed=5)
-    await sim.start()
-    set_clock(sim.clock)
-    data = sim.platform()
-    platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
-    db = Database(sqlite_url)
-    bus = EventBus(db, clock=sim.clock)
-    lab = await connect_lab(platform)
-    try:
-        yield Env(sim, platform, db, bus, lab)
-    finally:
-        await lab.close()
-        await sim.stop()
-        db.dispose()
+    async with simulated_env(Env, tmp_path, sqlite_url, speed=speed, seed=5) as env:
+        yield env
 
 
 def checks(env: Env, cid: int) -> list[dict[str, Any]]:
@@ -262,16 +224,11 @@ async def test_syringe_refill_pauses_the_run_then_resume_completes(
     # x300, not x1000: the flask is held to 5 % of the target, and at x1000 a wall-clock
     # stall of a third of a second on a loaded machine is 5 minutes of collection (a
     # clean-clone CI run ended with 1.267 mmol).
-    sim = SimulatedPlatform(speed=300, data_root=tmp_path / "nmr", seed=7)
-    await sim.start()
-    set_clock(sim.clock)
-    data = sim.platform()
-    data["devices"]["pump-catalyst"]["options"] = {"syringe_volume_ml": 2.0}
-    platform = parse_platform(yaml.safe_dump(data), "sim-platform.yaml")
-    db = Database(sqlite_url)
-    lab = await connect_lab(platform)
-    env = Env(sim, platform, db, EventBus(db, clock=sim.clock), lab)
-    try:
+    async with simulated_env(
+        Env, tmp_path, sqlite_url, speed=300, seed=7,
+        device_options={"pump-catalyst": {"syringe_volume_ml": 2.0}},
+    ) as env:  # fmt: skip
+        platform, db = env.platform, env.db
         optimum = {
             "residence_time": 671.2, "light": 70.48, "catalyst_loading": 0.017264,
             "concentration": 0.0848, "temperature": 26.73,
@@ -296,10 +253,6 @@ async def test_syringe_refill_pauses_the_run_then_resume_completes(
         assert report["product_mmol"] == pytest.approx(1.2, rel=0.05)
         # the syringe never ran dry (without catalyst the flask would hold less product)
         assert env.product_in_flask_mmol() == pytest.approx(1.2, rel=0.05)
-    finally:
-        await lab.close()
-        await sim.stop()
-        db.dispose()
 
 
 async def test_interlock_during_the_start_up_pauses_then_resume_completes(env: Env) -> None:
