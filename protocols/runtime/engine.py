@@ -1281,15 +1281,7 @@ class Engine:
         when the outcome calls for one."""
         pause_reason: str | None = None
         if outcome.trip is not None:
-            await self._publish(
-                "interlock.tripped",
-                {
-                    "kind": outcome.trip.kind,
-                    "device": outcome.trip.device,
-                    "message": outcome.trip.message,
-                },
-                experiment_id=exp_id,
-            )
+            await self._publish_trip(outcome.trip, exp_id)
         summary = await asyncio.to_thread(self._store_outcome, exp_id, outcome, plan)
         await self._publish(f"experiment.{summary['status']}", summary, experiment_id=exp_id)
         self.progress.done = summary["told"]
@@ -1312,6 +1304,13 @@ class Engine:
             if self.state is S.RUNNING:
                 await self._transition(S.PAUSING, pause_reason)
             await self._enter_paused(pause_reason)
+
+    async def _publish_trip(self, trip: InterlockTrip, exp_id: int) -> None:
+        await self._publish(
+            "interlock.tripped",
+            {"kind": trip.kind, "device": trip.device, "message": trip.message},
+            experiment_id=exp_id,
+        )
 
     def _store_outcome(
         self, exp_id: int, outcome: _Outcome, plan: ExperimentPlan | None

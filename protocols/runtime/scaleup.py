@@ -288,15 +288,7 @@ class ScaleUpRunner:
     async def _close(self, seg: _Segment, outcome: Any) -> None:
         e = self.e
         if outcome.trip is not None:
-            await e._publish(
-                "interlock.tripped",
-                {
-                    "kind": outcome.trip.kind,
-                    "device": outcome.trip.device,
-                    "message": outcome.trip.message,
-                },
-                experiment_id=seg.exp_id,
-            )
+            await e._publish_trip(outcome.trip, seg.exp_id)
         out = await asyncio.to_thread(self._store_close, seg, outcome)
         await e._publish(f"experiment.{out['status']}", out, experiment_id=seg.exp_id)
         if out["finished"]:
