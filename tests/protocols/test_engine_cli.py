@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from engine_kit import ROOT, engine_protocol
+from supervised import sim_process
 
 ROBOCHEM = [sys.executable, "-m", "robochem.cli"]
 #: a terminal wide enough for rich's tables not to wrap their cells
@@ -71,22 +71,8 @@ def test_dry_run_and_validate_show_the_reagent_upper_bound() -> None:
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Path]:
     """``robochem sim`` at x1000 in its own process; yields its platform file."""
-    platform = tmp_path / "platform.yaml"
-    proc = subprocess.Popen(
-        [*ROBOCHEM, "sim", "--json", "--platform-out", str(platform), "--speed", "1000",
-         "--data-dir", str(tmp_path / "nmr"), "--seed", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()  # the JSON line: the servers are up
-        yield platform
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with sim_process(tmp_path, speed=1000) as lab:
+        yield lab.platform
 
 
 def test_run_list_and_export(sim: Path, tmp_path: Path) -> None:
