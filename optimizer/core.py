@@ -203,7 +203,6 @@ class Optimizer:
         warm = spec.get("warm_start", [])
         if not isinstance(warm, list):
             raise SpecError("'warm_start' must be a list of {'point': ..., 'result': ...}")
-        self._warm_spec = copy.deepcopy(warm)
         if warm:
             for item in warm:
                 if not isinstance(item, Mapping) or set(item) != {"point", "result"}:
