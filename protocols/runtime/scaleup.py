@@ -34,7 +34,10 @@ from ..scaleup import (
     shutdown_steps,
     start_steps,
 )
-from ..steps import Acquire, ExperimentPlan, SetValve, Step, acquisition_for
+from ..steps import Acquire, ExperimentPlan, SetValve, Step, acquisition_for, describe
+from .lab import uncancellable
+from .states import EngineState as S
+from .states import Outcome
 
 if TYPE_CHECKING:
     from robochem.analysis import AnalysisResult
@@ -107,6 +110,15 @@ class _Segment:
     end_uncertainty_s: float = 0.0  # +- on when collection ended (interrupted segments)
 
 
+@dataclass(frozen=True)
+class _Drift:
+    """An NMR yield outside the drift tolerance during collection."""
+
+    message: str
+    t_s: float
+    yield_percent: float
+
+
 class _EndRun(Exception):
     """Ends a segment's body with an outcome (drift, refill, no steady state)."""
 
@@ -154,7 +166,7 @@ class ScaleUpRunner:
             crashed = summary.get("scale_up_current")
             if crashed:
                 # the engine stopped during a segment (crash, kill): what reached the flask up
-                # to its last NMR check is kept; Engine._recover queued the repeat
+                # to its last NMR check is kept; the engine's recovery queued the repeat
                 report = dict(summary["scale_up"])
                 for key, part in (
                     ("collected_ml", "collected_ml"),
@@ -181,7 +193,7 @@ class ScaleUpRunner:
                 select(func.count(Experiment.id)).where(Experiment.campaign_id == e.campaign_id)
             )
             if not count:
-                e._new_experiment(session, self.plan.conditions)
+                e.records.new_experiment(session, self.plan.conditions)
 
     def _report(self) -> dict[str, Any]:
         with self.e.db.session() as session:
@@ -206,15 +218,13 @@ class ScaleUpRunner:
 
     # -- the loop -----------------------------------------------------------------------------
     async def loop(self) -> None:
-        from .engine import EngineState as S
-
         e = self.e
         await asyncio.to_thread(self._init)
         while True:
-            await e._checkpoint()
+            await e.checkpoint()
             if e.state in (S.STOPPING, S.ABORTING, S.PAUSED):
                 return
-            exp_id = await asyncio.to_thread(e._first_queued)
+            exp_id = await asyncio.to_thread(e.records.first_queued)
             if exp_id is None:
                 report = scale_up_report({"scale_up": await asyncio.to_thread(self._report)})
                 why = f" ({report['reason']})" if report.get("reason") else ""
@@ -226,10 +236,6 @@ class ScaleUpRunner:
             await self._segment(exp_id)
 
     async def _segment(self, exp_id: int) -> None:
-        from .engine import EngineState as S
-        from .engine import _Outcome
-        from .lab import uncancellable
-
         e = self.e
         with e.db.session() as session:
             exp = session.get(Experiment, exp_id)
@@ -240,7 +246,7 @@ class ScaleUpRunner:
         report = await asyncio.to_thread(self._report)
         seg = _Segment(index=index, exp_id=exp_id, start_s=e.clock.now())
         e.progress.experiment_id, e.progress.experiment_index = exp_id, index
-        await e._publish(
+        await e.publish(
             "experiment.running",
             {
                 "index": index,
@@ -253,9 +259,9 @@ class ScaleUpRunner:
             },
             experiment_id=exp_id,
         )
-        outcome = _Outcome("interrupted", "engine stopped")
+        outcome = Outcome("interrupted", "engine stopped")
         try:
-            outcome = await e._attempt(exp_id, index, None, body=lambda: self._body(seg, report))
+            outcome = await e.attempt(exp_id, index, lambda: self._body(seg, report))
         finally:
             safe = await e.lab.safe_state(now=e.clock.now)
             if seg.integrator is not None and not seg.closed:
@@ -266,7 +272,7 @@ class ScaleUpRunner:
                     stopped, seg.end_uncertainty_s = seg.valve_closed_at, 0.0
                 self._close_account(seg, stopped)
             if not safe.ok:
-                await e._record_safe_state(safe.to_dict(), "scale-up segment end")
+                await e.record_safe_state(safe.to_dict(), "scale-up segment end")
             minutes = (e.clock.now() - seg.start_s) / 60.0
             seg.used_ml = {n: q * minutes for n, q in self.plan.use_ml_min.items()}
             solvent = self.protocol.solvent.name
@@ -280,23 +286,18 @@ class ScaleUpRunner:
             reason = outcome.reason.removeprefix("pause:").strip()
         else:
             return
-        if e.state in (S.RUNNING, S.PAUSING):
-            if e.state is S.RUNNING:
-                await e._transition(S.PAUSING, reason)
-            await e._enter_paused(reason)
+        await e.pause_for(reason)
 
-    async def _close(self, seg: _Segment, outcome: Any) -> None:
+    async def _close(self, seg: _Segment, outcome: Outcome) -> None:
         e = self.e
         if outcome.trip is not None:
-            await e._publish_trip(outcome.trip, seg.exp_id)
+            await e.publish_trip(outcome.trip, seg.exp_id)
         out = await asyncio.to_thread(self._store_close, seg, outcome)
-        await e._publish(f"experiment.{out['status']}", out, experiment_id=seg.exp_id)
+        await e.publish(f"experiment.{out['status']}", out, experiment_id=seg.exp_id)
         if out["finished"]:
-            await e._publish("scaleup.report", out["report"])
+            await e.publish("scaleup.report", out["report"])
 
-    def _store_close(self, seg: _Segment, outcome: Any) -> dict[str, Any]:
-        from .engine import EngineState as S
-
+    def _store_close(self, seg: _Segment, outcome: Outcome) -> dict[str, Any]:
         e = self.e
         with e.db.session() as session:
             exp = session.get(Experiment, seg.exp_id)
@@ -322,7 +323,7 @@ class ScaleUpRunner:
                     "reason": outcome.reason or None,
                 },
             ]
-            inventory = dict(summary.get("inventory") or e._initial_inventory())
+            inventory = dict(summary.get("inventory") or e.records.initial_inventory())
             for stock, ml in seg.used_ml.items():
                 inventory[stock] = inventory.get(stock, 0.0) - ml
             summary["inventory"] = inventory
@@ -335,7 +336,7 @@ class ScaleUpRunner:
                 exp.status = ExperimentStatus.INTERRUPTED
                 exp.status_reason = outcome.reason
                 if e.state is not S.ABORTING and missing > 0:
-                    repeat = e._new_experiment(session, exp.conditions, repeat_of=exp.id)
+                    repeat = e.records.new_experiment(session, exp.conditions, repeat_of=exp.id)
             exp.ended_at = dt.datetime.now(dt.UTC)
             finished = repeat is None
             if finished:
@@ -365,43 +366,37 @@ class ScaleUpRunner:
             }
 
     # -- one segment ----------------------------------------------------------------------------
-    async def _body(self, seg: _Segment, report: Mapping[str, Any]) -> Any:
-        from .engine import _Outcome
-
+    async def _body(self, seg: _Segment, report: Mapping[str, Any]) -> Outcome:
         try:
             return await self._run_segment(seg, report)
         except _EndRun as end:
             seg.ended = end.kind
             reason = f"pause: {end.reason}" if end.pause else end.reason
             if not end.pause:
-                return _Outcome("done", end.reason)
-            return _Outcome("interrupted", reason)
+                return Outcome("done", end.reason)
+            return Outcome("interrupted", reason)
 
     async def _steps(self, seg: _Segment, steps: list[Step]) -> None:
         e = self.e
         for number, step in enumerate(steps, 1):
-            if e._halted:
+            if e.halted:
                 raise asyncio.CancelledError
-            from ..steps import describe
-
-            e.progress.step, e.progress.step_number = describe(step), number
-            await e._publish(
+            e.progress.step = describe(step)
+            await e.publish(
                 "step", {"index": seg.index, "number": number, **step.to_dict()},
                 experiment_id=seg.exp_id,
             )  # fmt: skip
-            await e._do(step)
+            await e.run_step(step)
 
     async def _phase(self, seg: _Segment, phase: str, **extra: Any) -> None:
         self.e.progress.step = phase
-        await self.e._publish(
+        await self.e.publish(
             "scaleup.phase", {"index": seg.index, "phase": phase, **extra},
             experiment_id=seg.exp_id,
         )  # fmt: skip
         await asyncio.to_thread(self._store_progress, seg, f"scale-up: {phase}")
 
     def _wants_to_end(self) -> str | None:
-        from .engine import EngineState as S
-
         if self.e.state is S.STOPPING:
             return "stopped"
         if self.e.state is S.PAUSING:
@@ -410,20 +405,9 @@ class ScaleUpRunner:
 
     async def _sleep_until(self, t_s: float) -> None:
         """Sleep on the clock until ``t_s``; a stop or pause request ends the sleep early."""
-        e = self.e
-        delay = t_s - e.clock.now()
-        if delay <= 0 or self._wants_to_end():
+        if self._wants_to_end():
             return
-        e._wake.clear()
-        sleeper = asyncio.ensure_future(e.clock.sleep(delay))
-        waker = asyncio.ensure_future(e._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.e.sleep_unless_woken(t_s - self.e.clock.now())
 
     async def _check(self, seg: _Segment, phase: str) -> tuple[float, float | None]:
         """One NMR check in flow: (sample time, yield or None when the spectrum was rejected
@@ -437,12 +421,12 @@ class ScaleUpRunner:
         t_sample = started = e.clock.now()
         for _ in range(1 + e.policy.remeasure):
             t0 = e.clock.now()
-            acquisition = await e._acquire(seg.exp_id, seg.index, acquire)
+            acquisition = await e.acquire(seg.exp_id, seg.index, acquire)
             t_sample = (t0 + e.clock.now()) / 2.0
-            result = await e._analyze(seg.exp_id, plan, acquisition)
+            result = await e.analyze(seg.exp_id, plan, acquisition)
             if result.status != "rejected":
                 break
-            await e._publish(
+            await e.publish(
                 "retry.remeasure", {"index": seg.index, "reasons": result.reasons},
                 experiment_id=seg.exp_id,
             )  # fmt: skip
@@ -450,7 +434,7 @@ class ScaleUpRunner:
         self.check_s = e.clock.now() - started
         seg.checks += 1
         y = result.yield_percent if result.status != "rejected" else None
-        await e._publish(
+        await e.publish(
             "scaleup.check",
             {
                 "index": seg.index,
@@ -465,16 +449,22 @@ class ScaleUpRunner:
         )
         return t_sample, y
 
-    async def _run_segment(self, seg: _Segment, report: Mapping[str, Any]) -> Any:
-        from .engine import _Outcome
-
-        e, plan = self.e, self.plan
-        fl = self.platform.fluidics
-        assert fl.collection is not None  # checked by the validator
+    async def _run_segment(self, seg: _Segment, report: Mapping[str, Any]) -> Outcome:
         # A segment runs for hours with liquid in the cell: shim (when the platform's
         # policy says it is due) now, before anything flows, not in the middle of it.
-        await e._shim_if_due(seg.exp_id, seg.index)
-        # -- start-up to waste until the NMR yields agree
+        await self.e.shim_if_due(seg.exp_id, seg.index)
+        steady = await self._reach_steady_state(seg)
+        if isinstance(steady, Outcome):
+            return steady
+        flowing, y_ref = steady
+        seg.steady_yield = y_ref
+        ended, reason, drift = await self._collect(seg, report, flowing, y_ref)
+        return await self._end_segment(seg, ended, reason, drift, y_ref)
+
+    async def _reach_steady_state(self, seg: _Segment) -> tuple[float, float] | Outcome:
+        """Start-up to waste until ``agree`` NMR yields agree: (when the flow started, the
+        steady-state yield); the shutdown's outcome when a stop or pause came first."""
+        e, plan = self.e, self.plan
         await self._phase(seg, "startup")
         await self._steps(seg, start_steps(self.protocol, self.platform, plan))
         flowing = e.clock.now()
@@ -483,7 +473,7 @@ class ScaleUpRunner:
         yields: list[float] = []
         while True:
             if (why := self._wants_to_end()) is not None:
-                return await self._shutdown(seg, why)
+                return await self._shutdown(seg, why) or Outcome("done", "")
             started = e.clock.now()
             _, y = await self._check(seg, "startup")
             if y is not None:
@@ -502,12 +492,20 @@ class ScaleUpRunner:
                 )
             await self._sleep_until(started + plan.check_every_s)
         y_ref = sum(yields[-plan.agree :]) / plan.agree
-        seg.steady_yield = y_ref
         await self._phase(seg, "steady", yield_percent=y_ref, yields=yields[-plan.agree :])
+        return flowing, y_ref
 
-        # -- collection, with NMR checks; the amount integrated from the measured yields
-        done_mmol = float(report.get("product_mmol", 0.0))
-        missing = plan.target_mmol - done_mmol
+    async def _collect(
+        self, seg: _Segment, report: Mapping[str, Any], flowing: float, y_ref: float
+    ) -> tuple[str, str, _Drift | None]:
+        """Collection valve to the flask, an NMR check every ``check_every``, the amount
+        integrated from the measured yields, until the target, the maximum run time, a
+        syringe refill, a yield drift or the operator ends it: (why it ended, the reason
+        shown, the drift if any). The valve is back to waste when this returns."""
+        e, plan = self.e, self.plan
+        fl = self.platform.fluidics
+        assert fl.collection is not None  # checked by the validator
+        missing = plan.target_mmol - float(report.get("product_mmol", 0.0))
         run_left = plan.max_run_time_s - float(report.get("collection_s", 0.0))
         t_open = await self._switch(seg, fl.collection.collect)
         await self._phase(seg, "collecting", missing_mmol=missing)
@@ -519,13 +517,11 @@ class ScaleUpRunner:
             refill_end = min(refill_end, flowing + 60.0 * SYRINGE_MARGIN * capacity / q)
         last_check = t_open
         ended, reason = "target", ""
-        drift: str | None = None
+        drift: _Drift | None = None
         closed_at: float | None = None
-        drift_at: tuple[float, float] | None = None
         while True:
             end = min(integrator.projected_end(missing), hard_end, refill_end)
-            wake = min(last_check + plan.check_every_s, end)
-            await self._sleep_until(wake)
+            await self._sleep_until(min(last_check + plan.check_every_s, end))
             now = e.clock.now()
             if (why := self._wants_to_end()) is not None:
                 ended, reason = why, f"{why} by the operator"
@@ -538,30 +534,8 @@ class ScaleUpRunner:
                 # simulated clock) do not switch the monitoring off.
                 await self._sleep_until(end)
                 continue
-            # the check runs while the flask keeps filling; the valve closes on time
             last_check = now
-            check = asyncio.ensure_future(self._check(seg, "collecting"))
-            timer = asyncio.ensure_future(e.clock.sleep(max(end - now, 0.0)))
-            try:
-                await asyncio.wait({check, timer}, return_when=asyncio.FIRST_COMPLETED)
-                if not check.done():
-                    closed_at = await self._close_valve(seg)
-                t_sample, y = await check
-            finally:
-                timer.cancel()
-                if not check.done():
-                    check.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await check
-            if y is not None:
-                limit = math.inf if closed_at is None else closed_at
-                integrator.add(t_sample + plan.cell_to_valve_s, y, until=limit)
-                if abs(y - y_ref) > plan.drift_tolerance:
-                    drift_at = (t_sample, y)
-                    drift = (
-                        f"yield drift: NMR yield {y:.1f} % against the steady-state "
-                        f"{y_ref:.1f} % (tolerance {plan.drift_tolerance:g} %)"
-                    )
+            closed_at, drift = await self._check_while_collecting(seg, integrator, end, y_ref)
             if closed_at is not None:
                 end = closed_at
                 break
@@ -581,19 +555,58 @@ class ScaleUpRunner:
         if closed_at is None:
             closed_at = await self._close_valve(seg)
         self._close_account(seg, closed_at)
+        return ended, reason, drift
+
+    async def _check_while_collecting(
+        self, seg: _Segment, integrator: YieldIntegrator, end: float, y_ref: float
+    ) -> tuple[float | None, _Drift | None]:
+        """One NMR check while the flask keeps filling; the valve closes on time at ``end``
+        even when the check is still running: (when the valve closed, or None; the drift)."""
+        e, plan = self.e, self.plan
+        closed_at: float | None = None
+        check = asyncio.ensure_future(self._check(seg, "collecting"))
+        timer = asyncio.ensure_future(e.clock.sleep(max(end - e.clock.now(), 0.0)))
+        try:
+            await asyncio.wait({check, timer}, return_when=asyncio.FIRST_COMPLETED)
+            if not check.done():
+                closed_at = await self._close_valve(seg)
+            t_sample, y = await check
+        finally:
+            timer.cancel()
+            if not check.done():
+                check.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await check
+        if y is None:
+            return closed_at, None
+        limit = math.inf if closed_at is None else closed_at
+        integrator.add(t_sample + plan.cell_to_valve_s, y, until=limit)
+        if abs(y - y_ref) <= plan.drift_tolerance:
+            return closed_at, None
+        message = (
+            f"yield drift: NMR yield {y:.1f} % against the steady-state {y_ref:.1f} % "
+            f"(tolerance {plan.drift_tolerance:g} %)"
+        )
+        return closed_at, _Drift(message, t_sample, y)
+
+    async def _end_segment(
+        self, seg: _Segment, ended: str, reason: str, drift: _Drift | None, y_ref: float
+    ) -> Outcome:
+        """Report the collection, shut down and flush; the segment's outcome."""
+        e, plan = self.e, self.plan
         await self._phase(
             seg, "collected", collected_ml=seg.collected_ml, product_mmol=seg.product_mmol,
             ended=ended,
         )  # fmt: skip
         if drift is not None:
-            await e._publish(
+            await e.publish(
                 "scaleup.drift",
                 {
                     "index": seg.index,
-                    "message": drift,
+                    "message": drift.message,
                     "policy": plan.on_drift,
-                    "t_s": drift_at[0] if drift_at else None,
-                    "yield": drift_at[1] if drift_at else None,
+                    "t_s": drift.t_s,
+                    "yield": drift.yield_percent,
                     "steady_yield": y_ref,
                 },
                 experiment_id=seg.exp_id,
@@ -601,15 +614,15 @@ class ScaleUpRunner:
         await self._shutdown(seg, ended)
         seg.ended = ended
         if ended == "target":
-            return _Outcome("done", "")
-        if ended == "drift":
-            raise _EndRun("drift", drift or "yield drift", pause=plan.on_drift == "pause")
+            return Outcome("done", "")
+        if drift is not None:
+            raise _EndRun("drift", drift.message, pause=plan.on_drift == "pause")
         if ended == "refill":
             pumps = ", ".join(f"{pump} ({self._stock_on(pump)})" for pump in sorted(plan.syringes))
             raise _EndRun("refill", f"refill the syringes of {pumps}, then resume", pause=True)
         if ended == "paused":
-            return _Outcome("interrupted", f"paused: {e.reason}")
-        return _Outcome("done", reason)
+            return Outcome("interrupted", f"paused: {e.reason}")
+        return Outcome("done", reason)
 
     def _stock_on(self, pump: str) -> str:
         names = [n for n, s in self.protocol.stocks.items() if s.pump == pump]
@@ -658,16 +671,14 @@ class ScaleUpRunner:
         seg.closed = True
 
     async def _shutdown(self, seg: _Segment, why: str) -> Any:
-        from .engine import _Outcome
-
         await self._phase(seg, "shutdown", why=why)
         await self._steps(seg, shutdown_steps(self.protocol, self.platform, self.plan))
         await self._phase(seg, "flushed")
         if why == "paused":
-            return _Outcome("interrupted", f"paused: {self.e.reason}")
+            return Outcome("interrupted", f"paused: {self.e.reason}")
         if why == "stopped":
             seg.ended = "stopped"
-            return _Outcome("done", "stopped by the operator")
+            return Outcome("done", "stopped by the operator")
         return None
 
 

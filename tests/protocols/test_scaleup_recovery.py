@@ -14,7 +14,7 @@ from robochem.protocols.runtime.lab import Lab
 from robochem.protocols.runtime.scaleup import ScaleUpRunner
 from robochem.protocols.scaleup import Chosen, scale_up_protocol_text
 from robochem.storage.db import Database
-from robochem.storage.models import Campaign, Experiment
+from robochem.storage.models import Campaign, CampaignStatus, Experiment
 
 
 async def test_resume_after_a_crash_keeps_the_collected_product(sqlite_url: str) -> None:
@@ -39,9 +39,8 @@ async def test_resume_after_a_crash_keeps_the_collected_product(sqlite_url: str)
             exp = s.query(Experiment).filter_by(campaign_id=cid).one()
             exp.status = "running"
         resumed = Engine(db, EventBus(db), Lab(platform, {}), cid)
-        assert await asyncio.to_thread(resumed._recover) == {
-            "repeated": [{"interrupted": 0, "repeat": 1}]
-        }
+        recovered = await asyncio.to_thread(resumed.records.recover, CampaignStatus.RUNNING)
+        assert recovered == ({"repeated": [{"interrupted": 0, "repeat": 1}]}, [])
         await asyncio.to_thread(ScaleUpRunner(resumed)._init)
         with db.session() as s:
             campaign = s.get(Campaign, cid)
