@@ -159,8 +159,13 @@ def _guard(lab: Any, campaigns: Any) -> Any:
 
     async def react(reason: str) -> None:
         safe = asyncio.create_task(lab.safe_state(temperature=True))
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(campaigns.pause_all(reason), LOST_PAUSE_BOUND_S)
+        except TimeoutError:
+            log.error("%s: campaigns not paused within %g s", reason, LOST_PAUSE_BOUND_S)
+        except Exception:
+            # the lab is made safe below whatever went wrong here: log it and go on
+            log.exception("%s: pausing the campaigns failed", reason)
         # Safe state again until every engine has paused: a step being cancelled can still
         # send its command (a syringe pump's start) after the first one.
         for engine in list(campaigns.engines.values()):

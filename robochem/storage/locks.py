@@ -14,6 +14,7 @@ holding process dies, however it dies, so a crash never leaves a campaign locked
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,14 @@ from typing import TYPE_CHECKING
 from filelock import FileLock, Timeout
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from robochem.storage.db import Database
 
 __all__ = ["CampaignBusy", "campaign_lock"]
+
+log = logging.getLogger("robochem.storage.locks")
 
 #: advisory-lock class id for campaigns ("RC" + 1); the object id is the campaign id
 _PG_CLASS = 0x5243_0001
@@ -62,12 +66,14 @@ def campaign_lock(database: Database, campaign_id: int) -> Iterator[None]:
             try:
                 yield
             finally:
-                with contextlib.suppress(Exception):  # a lost server has dropped it anyway
+                try:
                     connection.execute(
                         text("SELECT pg_advisory_unlock(:c, :o)"),
                         {"c": _PG_CLASS, "o": campaign_id},
                     )
                     connection.commit()
+                except DBAPIError as exc:  # a lost server has dropped the lock anyway
+                    log.warning("campaign %s: releasing its lock failed: %s", campaign_id, exc)
         return
     if url.database in (None, "", ":memory:"):
         key = (id(database), campaign_id)
