@@ -222,22 +222,7 @@ def expand(
         rates = [(pump, q, "") for pump, q in pump_flows.items()]
         if carrier is not None:
             rates.append((solvent_pump, carrier, " pushing the slug"))
-        for pump, q, what in rates:
-            limits = platform.devices[pump].limits.flow if pump in platform.devices else None
-            if limits is None or q <= _EPS:  # a pump at 0 is off, which is always possible
-                continue
-            low, high = limits[0].value, limits[1].value
-            carried = _carried_by(protocol, pump, flows)
-            if q < low * (1 - 1e-9):
-                problems.append(
-                    f"{pump}{carried}{what} would run at {q:.4g} mL/min, below its minimum "
-                    f"{low:.4g} mL/min"
-                )
-            elif q > high * (1 + 1e-9):
-                problems.append(
-                    f"{pump}{carried}{what} would run at {q:.4g} mL/min, above its maximum "
-                    f"{high:.4g} mL/min"
-                )
+        problems += _rate_problems(protocol, platform, rates, flows)
 
     return Recipe(
         conditions=dict(conditions),
@@ -258,6 +243,33 @@ def expand(
         problems=problems,
         push_volume_ml=push,
     )
+
+
+def _rate_problems(
+    protocol: Protocol,
+    platform: Platform,
+    rates: list[tuple[str, float, str]],
+    flows: Mapping[str, float],
+) -> list[str]:
+    """Every pump rate (pump, mL/min, what it does) outside the pump's limits."""
+    problems = []
+    for pump, q, what in rates:
+        limits = platform.devices[pump].limits.flow if pump in platform.devices else None
+        if limits is None or q <= _EPS:  # a pump at 0 is off, which is always possible
+            continue
+        low, high = limits[0].value, limits[1].value
+        carried = _carried_by(protocol, pump, flows)
+        if q < low * (1 - 1e-9):
+            problems.append(
+                f"{pump}{carried}{what} would run at {q:.4g} mL/min, below its minimum "
+                f"{low:.4g} mL/min"
+            )
+        elif q > high * (1 + 1e-9):
+            problems.append(
+                f"{pump}{carried}{what} would run at {q:.4g} mL/min, above its maximum "
+                f"{high:.4g} mL/min"
+            )
+    return problems
 
 
 def _carried_by(protocol: Protocol, pump: str, flows: Mapping[str, float]) -> str:
