@@ -15,11 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from robochem.drivers.errors import LINK_ERRORS, DeviceError
+
 log = logging.getLogger("robochem.drivers")
 
 
 class Device(abc.ABC):
-    """A connected device. Use as ``async with`` to connect and always disconnect."""
+    """A connected device. Use as ``async with`` to connect and always disconnect.
+
+    ``connect()`` is the one way in, for every driver: it runs ``_open_link()`` and then
+    ``_initialise()``, and if anything fails on the way (an error, a timeout, a
+    cancellation) it runs ``disconnect()`` before re-raising, so a failed connect leaves
+    nothing open (on hardware, a serial port left open stays locked). A driver implements
+    the hooks; it does not override ``connect()`` (refused when the class is created).
+    """
 
     #: Driver name used in platform files and ``open_device`` (e.g. "knauer-azura").
     driver_name: str = ""
@@ -32,41 +41,71 @@ class Device(abc.ABC):
     #: The device's link, for drivers with one (a ByteTransport or ModbusTransport).
     transport: Any = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "connect" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__qualname__} overrides connect(); implement _initialise() (and "
+                "_open_link() for a link that is not ``transport``) instead: connect() is "
+                "the one path that closes the link when connecting fails"
+            )
+
     async def connect(self) -> None:
         """Open the link and bring the device to a known safe state, or raise.
 
-        The default opens ``transport`` and runs ``_initialise()``; if either fails the
-        link is closed again, so a failed connect leaves nothing open.
+        On any failure (``BaseException``: cancellation included) the device is
+        disconnected again before the error propagates.
         """
         if not self.verified:
             log.warning("%s: driver not yet verified against real hardware", self.name)
         try:
-            if self.transport is not None:
-                await self.transport.open()
+            await self._open_link()
             await self._initialise()
         except BaseException:
-            if self.transport is not None:
-                await self.transport.close()
+            await self._undo_connect()
             raise
 
-    async def _initialise(self) -> None:
-        """The safe-start sequence run by the default ``connect()`` (flow off, light off...).
+    async def _open_link(self) -> None:
+        """Open the link; the default opens ``transport`` when the driver has one."""
+        if self.transport is not None:
+            await self.transport.open()
 
-        A driver that keeps the default ``connect()`` must say how its device starts safe.
+    async def _initialise(self) -> None:
+        """The safe-start sequence run by ``connect()`` (flow off, light off...).
+
+        Every driver must say how its device starts safe.
         """
         raise NotImplementedError(f"{type(self).__name__} defines no safe-start sequence")
 
+    async def _undo_connect(self) -> None:
+        """Close what a failed connect opened; the error that made it fail is the one
+        the caller sees, so a failure to close is logged, not raised."""
+        try:
+            await self.disconnect()
+        except (OSError, DeviceError) as exc:
+            log.warning("%s: closing after a failed connect failed too: %r", self.name, exc)
+
     @abc.abstractmethod
     async def disconnect(self) -> None:
-        """Close the link. Never raises for an already-closed link."""
+        """Close the link. Never raises for an already-closed (or never-opened) link."""
 
     @abc.abstractmethod
     async def emergency_stop(self) -> None:
         """Put the device in its safe state (flow stopped, light off, heating stopped)."""
 
     async def is_reachable(self) -> bool:
-        """A cheap query that proves the link works; False instead of raising."""
+        """A cheap query (``_probe()``) that proves the link works; False instead of
+        raising when the link or the device fails (``LINK_ERRORS``). Any other exception
+        is a bug and propagates."""
+        try:
+            await self._probe()
+        except LINK_ERRORS:
+            return False
         return True
+
+    async def _probe(self) -> None:
+        """The cheap query behind ``is_reachable()``; the default asks nothing."""
+        return None
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -286,9 +325,16 @@ class Photoreactor(Device):
         self.light = light
         self.temperature = temperature
 
-    async def connect(self) -> None:
+    async def _open_link(self) -> None:
+        """The parts open their own links in ``_initialise``."""
+
+    async def _initialise(self) -> None:
+        # If the second part fails, connect() disconnects both (the first is open).
         await self.light.connect()
         await self.temperature.connect()
+
+    async def _probe(self) -> None:
+        await self.light._probe()
 
     async def disconnect(self) -> None:
         try:

@@ -22,7 +22,7 @@ import logging
 import math
 import re
 
-from robochem.clock import get_clock
+from robochem.clock import Clock, get_clock
 from robochem.drivers.base import PumpState, PumpStatus, SyringePump
 from robochem.drivers.errors import (
     DeviceError,
@@ -77,6 +77,7 @@ class ChemyxFusionPump(SyringePump):
         syringe_volume_ml: float | None = None,
         poll_interval_s: float = 0.5,
         volume_tolerance_ml: float = 0.005,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(name)
         self.url = url
@@ -84,12 +85,18 @@ class ChemyxFusionPump(SyringePump):
         self.syringe_volume_ml = syringe_volume_ml
         self.poll_interval_s = poll_interval_s
         self.volume_tolerance_ml = volume_tolerance_ml
+        self._clock = clock
         self.transport: ByteTransport = open_byte_transport(
             url, name=self.name, timeout_s=timeout_s
         )
         self.limits: dict[str, float] | None = None
         self.target_ml: float | None = None
         self._rate_ml_min: float | None = None
+
+    @property
+    def clock(self) -> Clock:
+        """The clock ``dispense()`` polls on: the one given, else the shared clock."""
+        return self._clock or get_clock()
 
     # -- wire ----------------------------------------------------------------------
     async def command(self, command: str, *, retries: int = 0) -> str:
@@ -127,10 +134,8 @@ class ChemyxFusionPump(SyringePump):
         return echoed
 
     # -- lifecycle -------------------------------------------------------------------
-    async def connect(self) -> None:
+    async def _initialise(self) -> None:
         """Stop, fix units to mL/min, apply the syringe, read the limits."""
-        if not self.verified:
-            log.warning("%s: driver not yet verified against hardware", self.name)
         await self.stop()
         await self._set_value("units", 0, "0")
         if self.diameter_mm is not None:
@@ -141,12 +146,8 @@ class ChemyxFusionPump(SyringePump):
     async def disconnect(self) -> None:
         await self.transport.close()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self.pump_status()
-        except DeviceError:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self.pump_status()
 
     # -- syringe and limits -------------------------------------------------------------
     async def read_limits(self) -> dict[str, float]:
@@ -275,7 +276,7 @@ class ChemyxFusionPump(SyringePump):
         await self.set_flow_rate(ml_min)
         await self.set_target_volume(ml)
         await (self.withdraw() if withdraw else self.infuse())
-        clock = get_clock()
+        clock = self.clock
         limit = timeout_s if timeout_s is not None else 2 * 60 * ml / ml_min + 30
         deadline = clock.now() + limit
         while True:

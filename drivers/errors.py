@@ -82,3 +82,8 @@ def check_range(
             device=device, quantity=quantity, value=value, unit=unit, allowed=f"{low}..{high}"
         )
     return value
+
+
+#: What a failing link or device raises: ``is_reachable()`` answers False for these and
+#: only these (a bug elsewhere must not look like an unplugged cable).
+LINK_ERRORS: tuple[type[BaseException], ...] = (DeviceError, OSError, TimeoutError)

@@ -28,7 +28,6 @@ import re
 
 from robochem.drivers.base import PumpState, PumpStatus, SyringePump
 from robochem.drivers.errors import (
-    DeviceError,
     DeviceFault,
     GarbledReply,
     SetpointRejected,
@@ -209,10 +208,8 @@ class Elite11Pump(SyringePump):
             )
 
     # -- lifecycle -------------------------------------------------------------
-    async def connect(self) -> None:
+    async def _initialise(self) -> None:
         """Stop the motor, check it is an Elite, then apply the configured syringe."""
-        if not self.verified:
-            log.warning("%s: driver not yet verified against hardware", self.name)
         await self.stop()
         ver = await self._query("ver")
         if "ELITE" not in ver.upper() and "11" not in ver:
@@ -235,12 +232,8 @@ class Elite11Pump(SyringePump):
         if self._owns_transport:
             await self.transport.close()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self.command("", retries=1)
-        except DeviceError:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self.command("", retries=1)
 
     # -- syringe -----------------------------------------------------------------
     async def set_syringe(self, diameter_mm: float, volume_ml: float) -> None:

@@ -117,10 +117,8 @@ class KnauerAzuraPump(Pump):
             )
 
     # -- lifecycle -------------------------------------------------------------
-    async def connect(self) -> None:
+    async def _initialise(self) -> None:
         """HEADTYPE? -> REMOTE -> OFF (-> PMAX/PMIN), then record the error baseline."""
-        if not self.verified:
-            log.warning("%s: driver not yet verified against hardware", self.name)
         head = await self._query_int("HEADTYPE")
         if head not in HEAD_LIMITS:
             raise GarbledReply(f"HEADTYPE? answered {head}", device=self.name)
@@ -142,12 +140,8 @@ class KnauerAzuraPump(Pump):
     async def disconnect(self) -> None:
         await self.transport.close()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self._query("HEADTYPE")
-        except DeviceError:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self._query("HEADTYPE")
 
     # -- limits ----------------------------------------------------------------
     def _head(self) -> int:
@@ -299,9 +293,8 @@ class KnauerValve(Valve):
             )
         return reply
 
-    async def connect(self) -> None:
-        if not self.verified:
-            log.warning("%s: driver not yet verified against hardware", self.name)
+    async def _initialise(self) -> None:
+        """Check the drive's valve type; a valve is safe where it is, so nothing moves."""
         reply = await self._send("T", retries=1)
         kind = reply.removeprefix("VALVE").strip()
         if not reply.startswith("VALVE") or kind not in _VALVE_POSITIONS:
@@ -319,12 +312,8 @@ class KnauerValve(Valve):
     async def disconnect(self) -> None:
         await self.transport.close()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self._send("T", retries=1)
-        except DeviceError:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self._send("T", retries=1)
 
     def _token(self, position: str | int) -> str:
         if not self.positions:

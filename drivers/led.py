@@ -114,12 +114,8 @@ class ModbusLedSource(LightSource):
         await self._stop_heartbeat()
         await self.transport.close()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self.transport.read_registers(STATUS, 1, retries=0)
-        except Exception:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self.transport.read_registers(STATUS, 1, retries=0)
 
     # -- light --------------------------------------------------------------------
     async def set_intensity(self, percent: float) -> float:
@@ -303,6 +299,3 @@ class ModbusPhotoreactor(Photoreactor):
         super().__init__(light, temperature, name=name)
         self.light: ModbusLedSource = light
         self.temperature: OmronE5CC = temperature
-
-    async def is_reachable(self) -> bool:
-        return await self.light.is_reachable()

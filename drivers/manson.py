@@ -153,12 +153,8 @@ class MansonLedSupply(LightSource):
     async def disconnect(self) -> None:
         await self.transport.close()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self._query("GMOD", r"[A-Za-z0-9-]+")
-        except Exception:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self._query("GMOD", r"[A-Za-z0-9-]+")
 
     # -- supply -------------------------------------------------------------------
     async def set_voltage(self, volts: float) -> float:

@@ -110,12 +110,8 @@ class OmronE5CC(TemperatureController):
     async def disconnect(self) -> None:
         await self.transport.close()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self.transport.read_registers(PV, 1, retries=0)
-        except Exception:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self.transport.read_registers(PV, 1, retries=0)
 
     # -- commands -----------------------------------------------------------------
     async def set_setpoint(self, celsius: float) -> float:

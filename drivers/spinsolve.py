@@ -320,15 +320,15 @@ class SpinsolveNMR(NMRSpectrometer):
         if self._link is link:
             await self._close_link()
 
-    async def connect(self) -> None:
-        """Open the link and check the spectrometer is attached; set the solvent if given.
+    async def _open_link(self) -> None:
+        await self._ensure_link()
+
+    async def _initialise(self) -> None:
+        """Check the spectrometer is attached; set the solvent if given.
 
         No ``Abort`` here: an NMR holds no energy, and a run the operator started from
         the Spinsolve screen must not be killed by a client connecting.
         """
-        if not self.verified:
-            log.warning("%s: driver not yet verified against a real Spinsolve", self.name)
-        await self._ensure_link()
         info = await self.hardware_check()
         if _version(info.software) < MIN_SOFTWARE:
             log.warning("%s: Spinsolve software %s is older than %s, which public clients "
@@ -340,12 +340,8 @@ class SpinsolveNMR(NMRSpectrometer):
     async def disconnect(self) -> None:
         await self._close_link()
 
-    async def is_reachable(self) -> bool:
-        try:
-            await self.hardware_check()
-        except DeviceError:
-            return False
-        return True
+    async def _probe(self) -> None:
+        await self.hardware_check()
 
     # -- reading ---------------------------------------------------------------------
     async def _read_loop(self, link: _Link) -> None:
