@@ -42,11 +42,11 @@ import shutil
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from robochem.analysis import AnalysisConfig, AnalysisResult, analyze_folder
 from robochem.clock import Clock, get_clock
-from robochem.drivers.base import Acquisition
+from robochem.drivers.base import Acquisition, TemperatureController
 from robochem.drivers.errors import DeviceError, SetpointRejected
 from robochem.events import EventBus
 from robochem.logs import log_context
@@ -111,6 +111,7 @@ __all__ = [
 
 SOURCE = "engine"
 S = EngineState
+T = TypeVar("T")
 
 
 def objective_values(protocol: Protocol, result: AnalysisResult | None) -> dict[str, Any] | None:
@@ -881,31 +882,39 @@ class Engine:
             case SetValve(valve=v, position=pos):
                 await lab.valve(v).set_position(pos)
             case SetTemperature(celsius=c):
-                controller = lab.temperature
-                if controller is None:
-                    raise InterlockTrip("configuration", "no temperature controller")
+                controller = self._required(lab.temperature, "temperature controller", step)
                 await controller.set_setpoint(c)
                 await controller.run()
             case WaitTemperature(celsius=c, tolerance=tol, timeout=timeout):
-                await self._wait_temperature(c, tol, timeout)
+                controller = self._required(lab.temperature, "temperature controller", step)
+                await self._wait_temperature(controller, c, tol, timeout)
             case SetLight(percent=x):
-                light = lab.light
-                if light is None:
-                    raise InterlockTrip("configuration", "no light source")
+                light = self._required(lab.light, "light source", step)
                 await light.set_intensity(x)
                 await light.light_on()
             case LightOff():
-                if lab.light is not None:
-                    await lab.light.light_off()
+                await self._required(lab.light, "light source", step).light_off()
             case Wait(seconds=s):
                 await self.clock.sleep(s)
             case _:
                 raise TypeError(f"unknown step {step!r}")
 
-    async def _wait_temperature(self, celsius: float, tolerance: float, limit_s: float) -> None:
-        controller = self.lab.temperature
-        if controller is None:
-            return
+    def _required(self, device: T | None, what: str, step: Step) -> T:
+        """The device a step needs. The checks refuse a protocol whose steps need a device
+        the platform lacks, so a missing one here is a lab connected without it: the step
+        trips like a device that cannot be reached, never skipped."""
+        if device is None:
+            raise InterlockTrip(
+                "configuration",
+                f"{describe(step)} needs the {what} of {self.lab.reactor_name}, which the "
+                "connected lab does not have",
+                device=self.lab.reactor_name,
+            )
+        return device
+
+    async def _wait_temperature(
+        self, controller: TemperatureController, celsius: float, tolerance: float, limit_s: float
+    ) -> None:
         start = self.clock.now()
         while not self._halted:
             temperature = await controller.get_temperature()
