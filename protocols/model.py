@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from robochem.analysis.config import AnalysisConfig
 
+from .measures import MEASURES, Goal, GoalSpelling, canonical_goal
 from .units import UnitError, parse_quantity, quantity_type
 
 __all__ = [
-    "MEASURES",
     "PROTOCOL_VERSION",
     "Categorical",
     "Cleaning",
@@ -35,24 +35,16 @@ __all__ = [
     "SteadyStateMode",
     "Stock",
     "Variable",
+    "objective_items",
 ]
 
 PROTOCOL_VERSION = 1
-
-#: measure -> unit kind of its values (thresholds, tolerances, targets)
-MEASURES: dict[str, str] = {
-    "yield": "percent",
-    "conversion": "percent",
-    "selectivity": "percent",
-    "throughput": "throughput",
-}
 
 Time = quantity_type("time", minimum=0.0, exclusive=True)
 Volume = quantity_type("volume", minimum=0.0, exclusive=True)
 VolumeOrZero = quantity_type("volume", minimum=0.0)
 Flow = quantity_type("flow", minimum=0.0, exclusive=True)
 Concentration = quantity_type("concentration", minimum=0.0, exclusive=True)
-ConcentrationOrZero = quantity_type("concentration", minimum=0.0)
 Ratio = quantity_type("ratio", minimum=0.0)
 Temperature = quantity_type("temperature")
 Percent = quantity_type("percent", minimum=0.0)
@@ -187,7 +179,7 @@ def _measure_value(value: Any, info: ValidationInfo) -> Any:
     if value is None or measure not in MEASURES:
         return None  # an unknown measure is reported on its own field
     try:
-        return parse_quantity(value, MEASURES[measure])
+        return parse_quantity(value, MEASURES[measure].kind)
     except UnitError as exc:
         raise ValueError(str(exc)) from None
 
@@ -196,7 +188,7 @@ class Objective(_Strict):
     measure: str = Field(
         description="yield, conversion, selectivity or throughput (default: the key)"
     )
-    goal: Literal["maximize", "minimize", "maximise", "minimise"] = "maximize"
+    goal: GoalSpelling = "maximize"
     priority: int | None = Field(default=None, ge=1, description="1 = optimised first")
     threshold: float | str | None = Field(
         default=None, description="worst acceptable value (the hypervolume reference point)"
@@ -220,8 +212,8 @@ class Objective(_Strict):
         return _measure_value(value, info)
 
     @property
-    def canonical_goal(self) -> str:
-        return {"maximise": "maximize", "minimise": "minimize"}.get(self.goal, self.goal)
+    def canonical_goal(self) -> Goal:
+        return canonical_goal(self.goal)
 
 
 class Stopping(_Strict):
@@ -350,10 +342,7 @@ class Protocol(_Strict):
         data = dict(data)
         objectives = data.get("objectives")
         if isinstance(objectives, dict):
-            data["objectives"] = {
-                k: ({"measure": k, **v} if isinstance(v, dict) and "measure" not in v else v)
-                for k, v in objectives.items()
-            }
+            data["objectives"] = objective_items(objectives)
         analysis = data.get("analysis")
         nominal = _nominal_limiting_concentration(data)
         if isinstance(analysis, dict) and nominal is not None:
@@ -403,7 +392,7 @@ class Protocol(_Strict):
                 stopping[key] = value
         if opt.stopping.target:
             stopping["target"] = {
-                k: parse_quantity(v, MEASURES[self.objectives[k].measure])
+                k: parse_quantity(v, MEASURES[self.objectives[k].measure].kind)
                 for k, v in opt.stopping.target.items()
             }
         return {
@@ -417,6 +406,14 @@ class Protocol(_Strict):
             "acquisition": {"function": opt.acquisition},
             "stopping": stopping,
         }
+
+
+def objective_items(objectives: dict[Any, Any]) -> dict[Any, Any]:
+    """The objectives section with each objective's measure defaulting to its key."""
+    return {
+        k: ({"measure": k, **v} if isinstance(v, dict) and "measure" not in v else v)
+        for k, v in objectives.items()
+    }
 
 
 def _nominal_limiting_concentration(data: dict[str, Any]) -> Any:
