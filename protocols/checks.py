@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import Issue
+from .measures import MEASURES, measured
 from .model import (
-    MEASURES,
     Categorical,
     ConcentrationVariable,
     EquivalentsVariable,
@@ -133,22 +133,46 @@ def check_platform(platform: Platform, src: Source) -> list[Issue]:
 
 
 def check_protocol(p: Protocol, src: Source) -> list[Issue]:
+    choices_of = stock_choices(p)
+    issues = [
+        *_check_limiting(p, src),
+        *_check_variables(p, src, choices_of),
+        *_check_singletons(p, src),
+        *_check_amounts(p, src, choices_of),
+        *_check_pumps_distinct(p, src, choices_of),
+        *_check_objectives(p, src),
+        *_check_constraints(p, src),
+        *_check_optimizer(p, src),
+    ]
+    if not issues:
+        issues.extend(_check_optimizer_accepts(p, src))
+    if p.scale_up is not None:
+        from .scaleup_checks import check_scale_up
+
+        issues.extend(check_scale_up(p, src))
+    issues.extend(_check_safety_range(p, src))
+    return sorted(issues, key=lambda i: (i.line, i.column))
+
+
+def _check_limiting(p: Protocol, src: Source) -> list[Issue]:
+    """Exactly one stock is the limiting reagent."""
+    limiting = [n for n, s in p.stocks.items() if s.role == "limiting"]
+    if len(limiting) == 1:
+        return []
+    where = ("stocks", limiting[1], "role") if len(limiting) > 1 else ("stocks",)
+    return [
+        src.issue(
+            where,
+            f"{len(limiting)} stocks have role 'limiting' "
+            f"({_names(limiting) or 'none'}); exactly one must",
+        )
+    ]
+
+
+def _check_variables(p: Protocol, src: Source, choices_of: dict[str, list[str]]) -> list[Issue]:
+    """Each variable on its own: its name, its choices or bounds, the stock it sets."""
     issues: list[Issue] = []
     add = issues.append
-    stocks = p.stocks
-    choices_of = stock_choices(p)
-
-    limiting = [n for n, s in stocks.items() if s.role == "limiting"]
-    if len(limiting) != 1:
-        where = ("stocks", limiting[1], "role") if len(limiting) > 1 else ("stocks",)
-        add(
-            src.issue(
-                where,
-                f"{len(limiting)} stocks have role 'limiting' "
-                f"({_names(limiting) or 'none'}); exactly one must",
-            )
-        )
-
     for name, var in p.variables.items():
         base = ("variables", name)
         if not name.isidentifier():
@@ -179,7 +203,13 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
             add(src.issue((*base, "high"), f"{var.high.text!r}: light is 0-100 %"))
         if isinstance(var, ConcentrationVariable | EquivalentsVariable):
             issues.extend(_check_stock_ref(p, name, var, src, choices_of))
+    return issues
 
+
+def _check_singletons(p: Protocol, src: Source) -> list[Issue]:
+    """Residence time, light and temperature: each exactly once, a variable or fixed."""
+    issues: list[Issue] = []
+    add = issues.append
     for kind in _SINGLETONS:
         named = [n for n, v in p.variables.items() if v.type == kind]
         fixed = getattr(p.fixed, kind)
@@ -211,23 +241,37 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
             )
     if p.fixed.light is not None and p.fixed.light.value > 100:
         add(src.issue(("fixed", "light"), f"{p.fixed.light.text!r}: light is 0-100 %"))
+    return issues
 
-    issues.extend(_check_amounts(p, src, choices_of))
-    issues.extend(_check_pumps_distinct(p, src, choices_of))
 
-    # objectives, constraints, optimiser
+def _check_objectives(p: Protocol, src: Source) -> list[Issue]:
+    """Each objective on a measure the analysis produces (and can produce from this
+    analysis section); priorities distinct."""
+    issues: list[Issue] = []
+    add = issues.append
+    usable = ", ".join(measured())
     for name, obj in p.objectives.items():
-        if obj.measure in ("conversion", "selectivity"):
-            a = p.analysis
-            if a.substrate is None and a.limiting_reagent.region is None:
-                add(
-                    src.issue(
-                        ("objectives", name, "measure"),
-                        f"{obj.measure!r} needs the "
-                        "substrate's signal: give analysis.substrate (or region and "
-                        "nuclei in analysis.limiting_reagent)",
-                    )
+        measure = MEASURES[obj.measure]
+        path = ("objectives", name, "measure")
+        if measure.unmeasured_reason is not None:
+            add(
+                src.issue(
+                    path,
+                    f"{measure.name} is not measured yet: {measure.unmeasured_reason}; "
+                    f"use one of {usable}",
                 )
+            )
+            continue
+        a = p.analysis
+        if measure.needs_substrate and a.substrate is None and a.limiting_reagent.region is None:
+            add(
+                src.issue(
+                    path,
+                    f"{obj.measure!r} needs the "
+                    "substrate's signal: give analysis.substrate (or region and "
+                    "nuclei in analysis.limiting_reagent)",
+                )
+            )
     priorities = [o.priority for o in p.objectives.values() if o.priority is not None]
     if len(set(priorities)) != len(priorities):
         dup = next(n for n, o in p.objectives.items() if priorities.count(o.priority) > 1)
@@ -237,16 +281,27 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
                 "two objectives share this priority; give each a different rank",
             )
         )
+    return issues
 
+
+def _check_constraints(p: Protocol, src: Source) -> list[Issue]:
+    """Each constraint parses as an expression over the variables."""
     from robochem.optimizer.constraints import parse_constraint
     from robochem.optimizer.errors import SpecError
 
+    issues: list[Issue] = []
     for i, expression in enumerate(p.constraints):
         try:
             parse_constraint(expression, list(p.variables), i)
         except (SpecError, ValueError) as exc:
-            add(src.issue(("constraints", i), str(exc)))
+            issues.append(src.issue(("constraints", i), str(exc)))
+    return issues
 
+
+def _check_optimizer(p: Protocol, src: Source) -> list[Issue]:
+    """The optimiser section: the design within the budget, targets on known objectives."""
+    issues: list[Issue] = []
+    add = issues.append
     opt = p.optimizer
     if opt.initial_experiments > opt.budget:
         add(
@@ -261,29 +316,22 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
             add(src.issue(path, _unknown("objective", key, p.objectives), at_key=True))
             continue
         try:
-            parse_quantity(value, MEASURES[p.objectives[key].measure])
+            parse_quantity(value, MEASURES[p.objectives[key].measure].kind)
         except ValueError as exc:
             add(src.issue(path, str(exc)))
+    return issues
 
-    if not issues:
-        issues.extend(_check_optimizer_accepts(p, src))
-    if p.scale_up is not None:
-        from .scaleup_checks import check_scale_up
 
-        issues.extend(check_scale_up(p, src))
-
+def _check_safety_range(p: Protocol, src: Source) -> list[Issue]:
+    """The safety temperature range is a range, and every temperature lies inside it."""
     lo, hi = p.safety.temperature
     if lo.value >= hi.value:
-        add(src.issue(("safety", "temperature", 1), f"{hi.text!r} must be above {lo.text!r}"))
-    else:
-        for path, t in _temperatures(p):
-            if not lo.value <= t.value <= hi.value:
-                add(
-                    src.issue(
-                        path, f"{t.text!r} is outside the safety range [{lo.text}, {hi.text}]"
-                    )
-                )
-    return sorted(issues, key=lambda i: (i.line, i.column))
+        return [src.issue(("safety", "temperature", 1), f"{hi.text!r} must be above {lo.text!r}")]
+    return [
+        src.issue(path, f"{t.text!r} is outside the safety range [{lo.text}, {hi.text}]")
+        for path, t in _temperatures(p)
+        if not lo.value <= t.value <= hi.value
+    ]
 
 
 def _check_optimizer_accepts(p: Protocol, src: Source) -> list[Issue]:
@@ -444,6 +492,7 @@ def check_against_platform(p: Protocol, platform: Platform, src: Source) -> list
     if issues:
         return issues
     issues.extend(_check_selectors(p, platform, src))
+    issues.extend(_check_step_devices(p, platform, src))
 
     reactor = platform.devices[fl.reactor.device].limits
     if reactor.light is not None:
@@ -530,6 +579,62 @@ def check_against_platform(p: Protocol, platform: Platform, src: Source) -> list
     elif not issues:
         issues.extend(_check_reagents(p, platform, src))
     return issues
+
+
+#: capability -> (the steps every experiment sends to the reactor for it, the device kind)
+_REACTOR_STEPS: dict[str, tuple[tuple[str, ...], str]] = {
+    "temperature": (("SetTemperature", "WaitTemperature"), "temperature controller"),
+    "light": (("SetLight", "LightOff"), "light source"),
+}
+
+
+def reactor_capabilities(platform: Platform) -> tuple[set[str], str] | None:
+    """What the reactor device can do (``light``, ``temperature``) and what it is, from its
+    driver's class, as the engine's lab sees it; None when the driver is unknown (reported
+    by :func:`check_platform`)."""
+    from robochem.drivers.base import LightSource, Photoreactor, TemperatureController
+    from robochem.drivers.registry import DRIVERS, driver_class
+
+    spec = platform.devices.get(platform.fluidics.reactor.device)
+    if spec is None or spec.driver not in DRIVERS:
+        return None
+    cls = driver_class(spec.driver)
+    if issubclass(cls, Photoreactor):
+        return {"light", "temperature"}, "a photoreactor (light source and temperature control)"
+    if issubclass(cls, LightSource):
+        return {"light"}, "a light source only"
+    if issubclass(cls, TemperatureController):
+        return {"temperature"}, "a temperature controller only"
+    base = cls.__mro__[1].__name__.lower()
+    return set(), f"a {base}, neither a light source nor a temperature controller"
+
+
+def _check_step_devices(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
+    """Every step an experiment sends must find its device: the reactor's light source for
+    the light steps (LightOff ends every experiment's reaction), its temperature controller
+    for the temperature steps (every protocol sets a temperature). Reported at the field
+    that makes the steps, before anything runs."""
+    found = reactor_capabilities(platform)
+    if found is None:
+        return []
+    has, what = found
+    reactor = platform.fluidics.reactor.device
+    driver = platform.devices[reactor].driver
+    issues = []
+    for capability, (steps, kind) in _REACTOR_STEPS.items():
+        fields = _ranged(p, capability)
+        if capability in has or not fields:
+            continue
+        issues.append(
+            src.issue(
+                fields[0][0][:2],
+                f"the {' and '.join(steps)} steps need a {kind} on the reactor; platform "
+                f"{platform.name!r} has none: its reactor {reactor!r} (driver {driver!r}) is "
+                f"{what}",
+                at_key=True,
+            )
+        )
+    return sorted(issues, key=lambda i: (i.line, i.column))
 
 
 def _check_selectors(p: Protocol, platform: Platform, src: Source) -> list[Issue]:
