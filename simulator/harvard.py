@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from robochem.clock import Clock
 from robochem.simulator.base import StreamSimulator
@@ -27,7 +29,9 @@ from robochem.simulator.base import StreamSimulator
 # a 60 ml syringe tops out near the 88 ml/min of the data sheet [unverified].
 MAX_SPEED_MM_MIN = 159.0
 MIN_SPEED_MM_MIN = 1.54e-4
-DIAMETER_RANGE_MM = (0.1, 50.0)
+#: Syringe inner diameters accepted (mm). The reference (docs/devices.md §4, ``diameter``)
+#: gives 1-33 mm, the range flowchem accepts; an earlier 0.1-50 mm here had no source.
+DIAMETER_RANGE_MM = (1.0, 33.0)
 TICKS_PER_S = 56_000_000
 
 COMMANDS = (
@@ -250,81 +254,116 @@ class Elite11Simulator(StreamSimulator):
             return matches[0]
         raise KeyError(word)
 
+    #: command -> the method answering it, one per responsibility
+    _HANDLERS: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(("irate", "wrate"), "_rate"),
+        **dict.fromkeys(("irun", "wrun", "rrun", "run", "stop", "stp"), "_motion"),
+        **dict.fromkeys(("diameter", "svolume", "force"), "_syringe"),
+        **dict.fromkeys(
+            ("tvolume", "ctvolume", "cvolume", "civolume", "cwvolume", "ivolume", "wvolume"),
+            "_volumes",
+        ),
+        **dict.fromkeys(("crate", "status"), "_readout"),
+        **dict.fromkeys(("ver", "version", "address", "poll", "echo", "nvram"), "_settings"),
+    }
+
     def _command(self, p: ElitePumpState, text: str) -> list[str]:
+        """Answer one command (address already removed): the reply body lines."""
         if not text:
             return []  # bare CR: status poll, prompt only
         word, *args = text.split()
         cmd = self._resolve(word)
-        now = self.clock.now()
-        if cmd in ("irate", "wrate"):
-            return self._rate(p, cmd, args)
-        if cmd in ("irun", "wrun", "rrun", "run"):
-            if args:
-                raise ArgumentError(args[0], "Too many arguments")
-            if p.stalled:
-                return []
-            direction = {"irun": "I", "wrun": "W", "run": p.last_direction}.get(cmd)
-            if direction is None:  # rrun: reverse
-                direction = "W" if p.last_direction == "I" else "I"
-            p.direction = p.last_direction = direction
-            p.target_reached = False
-            p.run_started = now
-            p.advance(now)  # a target already met stops at once
-            return []
+        handler: Callable[[ElitePumpState, str, list[str]], list[str]] = getattr(
+            self, self._HANDLERS[cmd]
+        )
+        return handler(p, cmd, args)
+
+    def _motion(self, p: ElitePumpState, cmd: str, args: list[str]) -> list[str]:
+        """irun, wrun, rrun (reverse), run (the RUN key), stop / stp."""
         if cmd in ("stop", "stp"):
             p.direction = None
             p.target_reached = False
             return []
+        if args:
+            raise ArgumentError(args[0], "Too many arguments")
+        if p.stalled:
+            return []
+        direction = {"irun": "I", "wrun": "W", "run": p.last_direction}.get(cmd)
+        if direction is None:  # rrun: reverse
+            direction = "W" if p.last_direction == "I" else "I"
+        now = self.clock.now()
+        p.direction = p.last_direction = direction
+        p.target_reached = False
+        p.run_started = now
+        p.advance(now)  # a target already met stops at once
+        return []
+
+    def _syringe(self, p: ElitePumpState, cmd: str, args: list[str]) -> list[str]:
+        """diameter, svolume and force: set with an argument, query without."""
         if cmd == "diameter":
-            if args:
-                d = self._number(args[0])
-                if not DIAMETER_RANGE_MM[0] <= d <= DIAMETER_RANGE_MM[1]:
-                    raise ArgumentError(args[0], "Out of range")
-                p.diameter_mm = round(d, 4)
-                return []
-            return [f"{p.diameter_mm:.4f} mm"]
-        if cmd == "svolume":
-            if args:
-                p.syringe_volume_ml = self._volume(args)
-                return []
-            return [f"{p.syringe_volume_ml:.4f} ml"]
+            if not args:
+                return [f"{p.diameter_mm:.4f} mm"]
+            d = self._number(args[0])
+            if not DIAMETER_RANGE_MM[0] <= d <= DIAMETER_RANGE_MM[1]:
+                raise ArgumentError(args[0], "Out of range")
+            p.diameter_mm = round(d, 4)
+        elif cmd == "svolume":
+            if not args:
+                return [f"{p.syringe_volume_ml:.4f} ml"]
+            p.syringe_volume_ml = self._volume(args)
+        else:  # force
+            if not args:
+                return [f"{p.force_percent}%"]
+            f = self._number(args[0].rstrip("%"))
+            if not 1 <= f <= 100 or f != int(f):
+                raise ArgumentError(args[0], "Out of range")
+            p.force_percent = int(f)
+        return []
+
+    def _volumes(self, p: ElitePumpState, cmd: str, args: list[str]) -> list[str]:
+        """The target volume and the infused/withdrawn counters."""
         if cmd == "tvolume":
-            if args:
-                v = self._volume(args)
-                if v <= 0:
-                    raise ArgumentError(args[0], "Out of range")
-                p.target_ml = v
-                return []
-            return (
-                ["Target volume not set"] if p.target_ml is None else [format_volume(p.target_ml)]
-            )
+            if not args:
+                return (
+                    ["Target volume not set"]
+                    if p.target_ml is None
+                    else [format_volume(p.target_ml)]
+                )
+            v = self._volume(args)
+            if v <= 0:
+                raise ArgumentError(args[0], "Out of range")
+            p.target_ml = v
+            return []
         if cmd == "ctvolume":
             p.target_ml = None
             p.target_reached = False
-            return []
-        if cmd in ("cvolume", "civolume", "cwvolume"):
-            if cmd != "cwvolume":
-                p.infused_ml = 0.0
-            if cmd != "civolume":
-                p.withdrawn_ml = 0.0
             return []
         if cmd == "ivolume":
             return [format_volume(p.infused_ml)]
         if cmd == "wvolume":
             return [format_volume(p.withdrawn_ml)]
+        if cmd != "cwvolume":  # cvolume, civolume
+            p.infused_ml = 0.0
+        if cmd != "civolume":  # cvolume, cwvolume
+            p.withdrawn_ml = 0.0
+        return []
+
+    def _readout(self, p: ElitePumpState, cmd: str, args: list[str]) -> list[str]:
+        """crate (the running rate) and the one-line status record."""
         if cmd == "crate":
             if p.direction is None:
                 return ["Pump is not running"]
             what = "Infusing" if p.direction == "I" else "Withdrawing"
             return [f"{what} at {format_rate(abs(p.flow_ml_min))}"]
-        if cmd == "force":
-            if args:
-                f = self._number(args[0].rstrip("%"))
-                if not 1 <= f <= 100 or f != int(f):
-                    raise ArgumentError(args[0], "Out of range")
-                p.force_percent = int(f)
-                return []
-            return [f"{p.force_percent}%"]
+        rate_fl_s = round(abs(p.flow_ml_min) / 60 * 1e12)
+        ticks = round((self.clock.now() - p.run_started) * TICKS_PER_S) if p.running else 0
+        volume_fl = round(p.infused_ml * 1e12)
+        d = p.direction or p.last_direction.lower()
+        flags = f"{d}.{'S' if p.stalled else '.'}{'T' if p.target_reached else '.'}I"
+        return [f"{rate_fl_s} {ticks} {volume_fl} {flags}"]
+
+    def _settings(self, p: ElitePumpState, cmd: str, args: list[str]) -> list[str]:
+        """Identity and link settings: ver, version, address, poll, echo, nvram."""
         if cmd == "ver":
             return [self.version]
         if cmd == "version":
@@ -333,18 +372,9 @@ class Elite11Simulator(StreamSimulator):
             if args:
                 raise ArgumentError(args[0], "Readdressing not simulated")
             return [f"Pump address is {p.address}"]
-        if cmd in ("poll", "echo", "nvram"):
-            if args and args[0].lower() not in ("on", "off"):
-                raise ArgumentError(args[0], "Expected on or off")
-            return []
-        if cmd == "status":
-            rate_fl_s = round(abs(p.flow_ml_min) / 60 * 1e12)
-            ticks = round((now - p.run_started) * TICKS_PER_S) if p.running else 0
-            volume_fl = round(p.infused_ml * 1e12)
-            d = p.direction or p.last_direction.lower()
-            flags = f"{d}.{'S' if p.stalled else '.'}{'T' if p.target_reached else '.'}I"
-            return [f"{rate_fl_s} {ticks} {volume_fl} {flags}"]
-        raise KeyError(cmd)
+        if args and args[0].lower() not in ("on", "off"):  # poll, echo, nvram
+            raise ArgumentError(args[0], "Expected on or off")
+        return []
 
     @staticmethod
     def _number(text: str) -> float:
