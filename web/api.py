@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import asdict
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from robochem.protocols.measures import Goal
 from robochem.storage.models import ApiToken, Role, User
 from robochem.web import auth, data, schemas
 from robochem.web.auth import Principal, require_role
@@ -262,6 +265,46 @@ def get_campaign(campaign_id: CampaignId, ctx: Ctx, _: Viewer) -> schemas.Campai
         return data.campaign(ctx.database, campaign_id, progress)
     except data.NotFoundError as error:
         raise _not_found(error) from None
+
+
+class BestValue(BaseModel):
+    """The best value of one objective: under its goal, among the done experiments' latest
+    measurements that quality control did not reject."""
+
+    objective: str
+    measure: str
+    goal: Goal
+    value: float | None = Field(description="None until a usable measurement exists")
+    experiment_id: int | None
+    experiment_index: int | None
+
+
+class BestResults(BaseModel):
+    campaign_id: int
+    experiments_done: int
+    objectives: list[BestValue] = Field(description="One per objective, in protocol order.")
+    problem: str | None = Field(
+        description="Why the stored protocol's objectives could not be read (then no values)."
+    )
+
+
+@router.get(
+    "/campaigns/{campaign_id}/best", response_model=BestResults, responses=NOT_FOUND,
+    tags=["campaigns"],
+)  # fmt: skip
+def get_best(campaign_id: CampaignId, ctx: Ctx, _: Viewer) -> BestResults:
+    """The campaign's best result: each objective's best value under its goal (maximise or
+    minimise), and the experiment that gave it (robochem.storage.results, as the CLI)."""
+    try:
+        found = data.best(ctx.database, campaign_id)
+    except data.NotFoundError as error:
+        raise _not_found(error) from None
+    return BestResults(
+        campaign_id=found.campaign_id,
+        experiments_done=found.experiments_done,
+        objectives=[BestValue(**asdict(b)) for b in found.objectives.values()],
+        problem=found.problem,
+    )
 
 
 def _exists(ctx: WebContext, campaign_id: int) -> None:

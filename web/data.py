@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from robochem.analysis.result import natural_line_width_hz, standard_line_width_hz
+from robochem.protocols.measures import measured
 from robochem.storage.db import Database
 from robochem.storage.models import (
     Campaign,
@@ -24,12 +25,14 @@ from robochem.storage.models import (
     ExperimentStatus,
     Measurement,
 )
+from robochem.storage.results import CampaignResults, best_results
 from robochem.web import schemas
 from robochem.web.lab import CampaignProgress
 
 ACTIVE = (CampaignStatus.RUNNING, CampaignStatus.PAUSED, CampaignStatus.STOPPING,
           CampaignStatus.ABORTING)  # fmt: skip
-MEASURES = ("yield_percent", "conversion_percent", "throughput_mmol_h")
+#: the stored measure columns (the registry of robochem.protocols.measures)
+MEASURES = tuple(m.column for m in measured().values() if m.column is not None)
 
 
 class NotFoundError(LookupError):
@@ -65,15 +68,23 @@ def _counts(session: Any, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
 
 
 def _best_yields(session: Any, campaign_ids: list[int]) -> dict[int, float]:
-    if not campaign_ids:
-        return {}
-    rows = session.execute(
-        select(Experiment.campaign_id, func.max(Measurement.yield_percent))
-        .join(Measurement, Measurement.experiment_id == Experiment.id)
-        .where(Experiment.campaign_id.in_(campaign_ids), Measurement.qc_status != "rejected")
-        .group_by(Experiment.campaign_id)
-    )
-    return {cid: best for cid, best in rows if best is not None}
+    """The best yield of each campaign, under its yield objective's goal (the highest when
+    no objective is on the yield): the definition of :mod:`robochem.storage.results`."""
+    out = {}
+    for cid, results in best_results(session, campaign_ids).items():
+        value = results.measures["yield"].value
+        if value is not None:
+            out[cid] = value
+    return out
+
+
+def best(database: Database, campaign_id: int) -> CampaignResults:
+    """The best value of each objective of a campaign, under its goal."""
+    with database.session() as session:
+        found = best_results(session, [campaign_id]).get(campaign_id)
+    if found is None:
+        raise NotFoundError(f"no campaign {campaign_id}")
+    return found
 
 
 def _summary(

@@ -32,6 +32,8 @@ from typing import Any
 
 import typer
 
+from ..measures import measured
+
 __all__ = ["campaigns_app", "export_command", "run_command"]
 
 campaigns_app = typer.Typer(help="List campaigns.", no_args_is_help=True)
@@ -44,13 +46,6 @@ EXIT_SUPERVISOR_LOST = 5  # = supervisor.EXIT_SUPERVISOR_LOST
 LOST_PAUSE_BOUND_S = 15.0
 #: Wall seconds between the safe states held while the engine pauses (see _hold_safe).
 HOLD_S = 0.1
-
-#: measure -> (Measurement column, header)
-_MEASURES = {
-    "yield": ("yield_percent", "yield (%)"),
-    "conversion": ("conversion_percent", "conversion (%)"),
-    "throughput": ("throughput_mmol_h", "throughput (mmol/h)"),
-}
 
 
 def _fail(message: str) -> typer.Exit:
@@ -225,9 +220,14 @@ async def _run(
     if link is not None:
         link.send("campaign", id=campaign_id)
         link.start()  # heartbeats; a death noticed now is acted on once the lab is open
+    from robochem.drivers.errors import DeviceError
+
     try:
         lab = await connect_lab(plat)
-    except Exception as exc:
+    except (DeviceError, OSError, ValueError, TypeError) as exc:
+        # a device that does not answer (DeviceError, OSError: refused, timed out), a URL or
+        # options its driver refuses (ValueError, TypeError); anything else is a bug and
+        # propagates with its traceback
         console.print(f"[red]cannot connect the lab:[/] {escape(str(exc))}", soft_wrap=True)
         return 1
     guard.lab = lab
@@ -465,7 +465,7 @@ class _LiveView:
             if current in self.rows:
                 self.rows[current].update(
                     qc=payload.get("status"),
-                    **{m: payload.get(m) for m in ("yield", "conversion", "throughput")},
+                    **{m: payload.get(m) for m in measured()},
                 )
         elif kind.startswith("experiment.") and index is not None:
             row = self.rows.setdefault(index, {"conditions": payload.get("conditions", {})})
@@ -580,65 +580,35 @@ def _print_dry_run(protocol: Any, platform: Any) -> None:
 # -- campaigns list ----------------------------------------------------------------------------
 
 
-def _objectives(protocol_text: str) -> dict[str, tuple[str, str]]:
-    """Objective -> (measure, goal) from the stored protocol text (no full validation)."""
-    from ..source import yaml_data
-
-    try:
-        data = yaml_data(protocol_text) or {}
-        objectives = data.get("objectives") or {}
-        out = {}
-        for name, obj in objectives.items():
-            obj = obj or {}
-            goal = str(obj.get("goal", "maximize")).replace("maximise", "maximize")
-            out[str(name)] = (str(obj.get("measure", name)), goal.replace("minimise", "minimize"))
-        return out
-    except Exception:
-        return {}
-
-
 def campaign_rows(database: Any) -> list[dict[str, Any]]:
-    """Campaigns newest first, with experiments done and the best value per objective."""
+    """Campaigns newest first, with experiments done and the best value per objective
+    (honouring each objective's goal: :mod:`robochem.storage.results`)."""
     from sqlalchemy import select
 
-    from robochem.storage.models import Campaign, Experiment, Measurement
+    from robochem.storage.models import Campaign
+    from robochem.storage.results import best_results
 
-    out = []
     with database.session() as session:
         campaigns = session.scalars(
             select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc())
         ).all()
-        for c in campaigns:
-            done = session.scalars(
-                select(Experiment)
-                .where(Experiment.campaign_id == c.id)
-                .where(Experiment.status == "done")
-            ).all()
-            best: dict[str, float | None] = {}
-            for name, (measure, goal) in _objectives(c.protocol_text).items():
-                column = _MEASURES.get(measure, (None, None))[0]
-                values = []
-                if column is not None and done:
-                    rows = session.scalars(
-                        select(Measurement)
-                        .where(Measurement.experiment_id.in_([e.id for e in done]))
-                        .where(Measurement.qc_status != "rejected")
-                    ).all()
-                    values = [getattr(m, column) for m in rows if getattr(m, column) is not None]
-                pick = min if goal == "minimize" else max
-                best[name] = pick(values) if values else None
-            out.append(
-                {
-                    "id": c.id,
-                    "name": c.name,
-                    "status": c.status,
-                    "experiments_done": len(done),
-                    "best": best,
-                    "created_at": c.created_at.isoformat() if c.created_at else None,
-                    "reason": c.status_reason,
-                }
-            )
-    return out
+        results = best_results(session, [c.id for c in campaigns])
+        return [
+            {
+                "id": c.id,
+                "name": c.name,
+                "status": c.status,
+                "experiments_done": results[c.id].experiments_done,
+                "best": {name: b.value for name, b in results[c.id].objectives.items()},
+                "best_experiment": {
+                    name: b.experiment_index for name, b in results[c.id].objectives.items()
+                },
+                "best_problem": results[c.id].problem,
+                "created_at": c.created_at.isoformat() if c.created_at else None,
+                "reason": c.status_reason,
+            }
+            for c in campaigns
+        ]
 
 
 @campaigns_app.command("list")
@@ -667,7 +637,11 @@ def list_command(
             for k, v in r["best"].items()
         )
         table.add_row(str(r["id"]), r["name"], r["status"], str(r["experiments_done"]), best)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        if r["best_problem"]:
+            console.print(f"campaign {r['id']}: no best values: {r['best_problem']}", markup=False)
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -694,7 +668,8 @@ def export_rows(database: Any, campaign_id: int) -> tuple[list[str], list[list[A
         for name, var in variables:
             kind = None if isinstance(var, Categorical) else VARIABLE_KINDS.get(var.type)
             header.append(f"{name} ({KINDS[kind].symbol})" if kind else name)
-        header += [h for _, h in _MEASURES.values()] + ["qc_status", "repeat_of", "reason"]
+        columns = [m.column for m in measured().values() if m.column is not None]
+        header += [m.header for m in measured().values()] + ["qc_status", "repeat_of", "reason"]
         experiments = session.scalars(
             select(Experiment)
             .where(Experiment.campaign_id == campaign_id)
@@ -706,7 +681,7 @@ def export_rows(database: Any, campaign_id: int) -> tuple[list[str], list[list[A
             latest = max(e.measurements, key=lambda m: m.id) if e.measurements else None
             row: list[Any] = [e.index, e.status]
             row += [e.conditions.get(name) for name, _ in variables]
-            row += [getattr(latest, col) if latest else None for col, _ in _MEASURES.values()]
+            row += [getattr(latest, col) if latest else None for col in columns]
             row += [
                 latest.qc_status if latest else None,
                 by_id.get(e.repeat_of_id) if e.repeat_of_id else None,
