@@ -13,12 +13,17 @@ speed of a simulated clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from robochem.clock import Clock, get_clock
 from robochem.drivers.base import LampStatus, LightSource, Photoreactor
-from robochem.drivers.errors import CommunicationError, DeviceError, DeviceFault, check_range
+from robochem.drivers.errors import (
+    LINK_ERRORS,
+    CommunicationError,
+    DeviceError,
+    DeviceFault,
+    check_range,
+)
 from robochem.drivers.omron import OmronE5CC
 from robochem.drivers.transport import ModbusError, ModbusTransport
 
@@ -235,8 +240,12 @@ class ModbusLedSource(LightSource):
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass  # what cancel() asked for
+            except LINK_ERRORS as exc:  # the loop logs its own; this is a last word
+                log.warning("%s: heartbeat ended with %r", self.name, exc)
 
     async def _heartbeat_loop(self) -> None:
         # Wall seconds, not the simulated clock: at x1000 a simulated pace would hammer the

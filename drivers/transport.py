@@ -162,6 +162,8 @@ class ByteTransport(abc.ABC):
         self.name = name or url
         self.timeout_s = timeout_s
         self.lock = asyncio.Lock()
+        # Not ``lock``: open() also runs inside an exchange, which holds ``lock``.
+        self._open_lock = asyncio.Lock()
         self._buffer = b""
         # Set when an exchange was cancelled between its write and the end of its reply: the
         # rest of that reply may still be on its way, so the link is reopened before reuse.
@@ -185,7 +187,13 @@ class ByteTransport(abc.ABC):
         """Bytes available now or soon; b"" means the peer closed."""
 
     async def open(self) -> None:
-        if not self.is_open:
+        """Open the link unless it is open. Safe to call concurrently (daisy-chained
+        drivers sharing this transport connect at the same time): one opens it."""
+        if self.is_open:
+            return
+        async with self._open_lock:
+            if self.is_open:
+                return
             try:
                 await asyncio.wait_for(self._open(), self.timeout_s)
             except (OSError, TimeoutError) as exc:
@@ -193,7 +201,8 @@ class ByteTransport(abc.ABC):
             self._buffer = b""
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
+        # Closing a link that already broke can fail the same way; it is closed either way.
+        with contextlib.suppress(OSError, TimeoutError):
             await self._close()
         self._buffer = b""
 
@@ -335,7 +344,7 @@ class TcpTransport(ByteTransport):
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, TimeoutError):  # the peer already went away
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
     async def _write(self, data: bytes) -> None:
@@ -419,7 +428,8 @@ class SerialTransport(ByteTransport):
                 return chunk
 
     async def _drain_stale(self) -> None:
-        with contextlib.suppress(Exception):
+        # A port that fails here fails the write that follows too, which reports it.
+        with contextlib.suppress(OSError):  # serial.SerialException is an OSError
             await asyncio.to_thread(self._port.reset_input_buffer)
 
     async def _read_within(self, wait_s: float) -> bytes:
@@ -483,6 +493,7 @@ class ModbusTransport:
         self.unit = parsed.options["unit"]
         self._parsed = parsed
         self.lock = asyncio.Lock()
+        self._open_lock = asyncio.Lock()  # not ``lock``: open() runs inside _call's
         self._client: Any = None
 
     def _make_client(self) -> Any:
@@ -510,23 +521,30 @@ class ModbusTransport:
         return self._client is not None and self._client.connected
 
     async def open(self) -> None:
+        """Open the link unless it is open; safe to call concurrently (drivers sharing
+        this transport connect at the same time): one opens it."""
         if self.is_open:
             return
-        await self.close()
-        self._client = self._make_client()
-        try:
-            ok = await asyncio.wait_for(self._client.connect(), self.timeout_s + 1)
-        except (OSError, TimeoutError) as exc:
+        async with self._open_lock:
+            if self.is_open:
+                return
             await self.close()
-            raise ConnectionLost(f"cannot open {self.url}: {exc}", device=self.name) from exc
-        if not ok:
-            await self.close()
-            raise ConnectionLost(f"cannot open {self.url}", device=self.name)
+            self._client = self._make_client()
+            try:
+                ok = await asyncio.wait_for(self._client.connect(), self.timeout_s + 1)
+            except (OSError, TimeoutError) as exc:
+                await self.close()
+                raise ConnectionLost(f"cannot open {self.url}: {exc}", device=self.name) from exc
+            if not ok:
+                await self.close()
+                raise ConnectionLost(f"cannot open {self.url}", device=self.name)
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
+            # pymodbus closing a broken socket (OSError), or after the event loop it ran
+            # on has closed (RuntimeError): the client is gone either way.
+            with contextlib.suppress(OSError, RuntimeError):
                 client.close()
 
     async def _call(self, what: str, fn_name: str, *args: Any, retries: int = 0, **kw: Any) -> Any:
@@ -585,12 +603,4 @@ class ModbusTransport:
             "write_register",
             address,
             value & 0xFFFF,
-        )
-
-    async def write_registers(self, address: int, values: list[int]) -> None:
-        await self._call(
-            f"write {len(values)} register(s) at 0x{address:04X}",
-            "write_registers",
-            address,
-            [v & 0xFFFF for v in values],
         )

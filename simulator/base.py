@@ -116,7 +116,7 @@ class StreamSimulator:
             w.close()
         if self._server is not None:
             self._server.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, TimeoutError):  # clients gone already
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
 

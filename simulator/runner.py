@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import logging
 import math
 import os
 import signal
@@ -26,6 +27,8 @@ from typing import Any
 import yaml
 
 from robochem.clock import Clock, set_clock
+
+log = logging.getLogger("robochem.simulator.runner")
 
 #: The reaction behind the simulated lab unless ``--reaction`` names another preset.
 DEFAULT_REACTION = "hat-alkylation"
@@ -230,8 +233,10 @@ class SimulatedPlatform:
             await self.world.stop()
             self.world = None
         for server in reversed(list(self.servers.values())):
-            with contextlib.suppress(Exception):
+            try:
                 await server.stop()
+            except (OSError, TimeoutError) as exc:  # stop the others all the same
+                log.warning("stopping the %s simulator failed: %r", server.family, exc)
         self.servers.clear()
 
     async def __aenter__(self) -> SimulatedPlatform:

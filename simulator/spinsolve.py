@@ -223,11 +223,16 @@ class SpinsolveSimulator(StreamSimulator):
         self.acquisition_faults.append(_AcqFault(AcquisitionFaultKind(kind), count, delay_s))
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        if tasks:
+            # asyncio.wait raises nothing for the tasks' own ends (only if stop() itself
+            # is cancelled): a cancelled task is what we asked for, a failed one is logged.
+            await asyncio.wait(tasks)
+            for task in tasks:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("spinsolve simulator: run task failed: %r", task.exception())
         await super().stop()
 
     # -- framing -----------------------------------------------------------------------
