@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from robochem.analysis.par import ParFileError, read_par
 from robochem.clock import Clock, get_clock
 from robochem.drivers.base import Acquisition, HardwareInfo, NMRSpectrometer, ShimResult
 from robochem.drivers.errors import (
+    LINK_ERRORS,
     CommunicationError,
     ConnectionLost,
     DeviceError,
@@ -152,18 +154,21 @@ def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() == "true"
 
 
-def _read_par(path: Path) -> dict[str, str]:
-    """``key = value`` lines of a Spinsolve parameter file (quotes dropped); {} if absent."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+def _shim_details(path: Path, device: str) -> dict[str, str]:
+    """What ``shim.par`` says (values as text), read by the one strict parameter reader.
+
+    A missing file gives {} (the data folder may be on another PC). A corrupt one is
+    logged with its file and line and gives {"error": ...}: the shim itself succeeded
+    (acquire() raised otherwise); only its report is unreadable.
+    """
+    if not path.is_file():
         return {}
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip().strip('"')
-    return out
+    try:
+        params = read_par(path)
+    except ParFileError as exc:
+        log.warning("%s: shim report unreadable: %s", device, exc)
+        return {"error": str(exc)}
+    return {key: str(value) for key, value in params.items()}
 
 
 def _float(text: str | None) -> float | None:
@@ -312,7 +317,7 @@ class SpinsolveNMR(NMRSpectrometer):
             # asyncio.wait, not ``await task``: our own cancellation must not be swallowed
             await asyncio.wait([link.task], timeout=1.0)
         link.writer.close()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError, TimeoutError):  # the peer already went away
             await _within(link.writer.wait_closed(), 1.0)
 
     async def _drop(self, link: _Link) -> None:
@@ -624,7 +629,7 @@ class SpinsolveNMR(NMRSpectrometer):
         if sample_reference_ppm is not None:
             run = await self.acquire(SAMPLE_SHIM_PROTOCOL, {
                 "SampleReference": f"{sample_reference_ppm:g}", "Shim": method})
-            details = _read_par(run.data_folder / "shim.par")
+            details = _shim_details(run.data_folder / "shim.par", self.name)
             return ShimResult(
                 ok=True,  # an unsuccessful run raised DeviceFault in acquire()
                 line_width_hz=_float(details.get("LineWidth")),
@@ -882,8 +887,10 @@ class SpinsolveNMR(NMRSpectrometer):
                         and (event.tag == "Completed"
                              or (event.tag == "State" and event.get("status") == "Ready"))):
                     return
-        except Exception as exc:
-            log.debug("%s: abort after a failed run: %r", self.name, exc)
+        except LINK_ERRORS as exc:
+            # The run already failed and that error is what the caller sees; the abort is
+            # a courtesy to the next run.
+            log.warning("%s: abort after a failed run failed: %r", self.name, exc)
 
     async def abort(self) -> None:
         """Send Abort; if this driver is running an acquisition, wait (bounded) for it to end."""

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FID", "NMRDataError", "folder_sha256", "read_fid"]
+from robochem.analysis.par import ParFileError, read_par
+
+__all__ = ["FID", "NMRDataError", "ParFileError", "folder_sha256", "read_fid", "read_par"]
 
 _FID_FILES = ("data.1d", "nmr_fid.dx", "fid.1d")
 _SPECTRUM_FILES = ("spectrum.1d",)
@@ -73,31 +75,13 @@ def folder_sha256(folder: Path) -> str:
 
 
 def _parse_par(path: Path) -> dict[str, Any]:
+    """The folder's ``acqu.par`` through the one strict reader (:func:`read_par`); its
+    error (file and line) becomes this module's :class:`NMRDataError`."""
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        raise NMRDataError(path, "not a text parameter file (corrupt?)") from None
-    except OSError as exc:
-        raise NMRDataError(path, f"cannot read: {exc}") from None
-    params: dict[str, Any] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if "=" not in line:
-            raise NMRDataError(path, f"line {lineno} is not 'key = value': {raw[:60]!r}")
-        key, value = (part.strip() for part in line.split("=", 1))
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            params[key] = value[1:-1]
-            continue
-        try:
-            params[key] = int(value)
-        except ValueError:
-            try:
-                params[key] = float(value)
-            except ValueError:
-                params[key] = value
-    return params
+        return read_par(path)
+    except ParFileError as exc:
+        where = f"line {exc.line}: " if exc.line is not None else ""
+        raise NMRDataError(path, where + exc.reason) from None
 
 
 def _read_1d(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +122,10 @@ def _read_jcamp(path: Path) -> tuple[dict[str, Any], np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dic, raw = jcampdx.read(str(path))
-    except Exception as exc:  # nmrglue raises many types on malformed files
+    # nmrglue's JCAMP-DX reader has no error type of its own: a malformed file raises
+    # whatever its parsing trips on (ValueError, IndexError, KeyError, TypeError, ...), and
+    # every one of them means "this file cannot be read" here, reported with its message.
+    except Exception as exc:  # noqa: BLE001 - nmrglue raises many types on malformed files
         raise NMRDataError(path, f"cannot parse JCAMP-DX: {exc}") from None
     if not isinstance(raw, list | tuple) or len(raw) != 2 or raw[0] is None or raw[1] is None:
         raise NMRDataError(path, "JCAMP-DX file has no complex (real + imaginary) FID")
