@@ -106,20 +106,11 @@ __all__ = [
     "Policy",
     "analysis_config",
     "create_campaign",
-    "objective_values",
 ]
 
 SOURCE = "engine"
 S = EngineState
 T = TypeVar("T")
-
-
-def objective_values(protocol: Protocol, result: AnalysisResult | None) -> dict[str, Any] | None:
-    """Objective name -> measured value for the optimiser; None when the spectrum failed
-    (the measures registry, :func:`robochem.protocols.measures.objective_values`)."""
-    from ..measures import objective_values as values_of
-
-    return values_of(protocol.objectives, result)
 
 
 def analysis_config(protocol: Protocol, recipe: Recipe) -> AnalysisConfig:

@@ -26,12 +26,13 @@ from robochem.storage.models import (
     Measurement,
 )
 
+from ..measures import objective_values
 from ..model import Protocol
 from ..platform import Platform
 from ..steps import ExperimentPlan, InfeasibleConditions, plan_experiment, timing_model
 from .states import Outcome, Policy
 
-__all__ = ["CampaignRecords", "stored_outcome", "utcnow"]
+__all__ = ["CampaignRecords", "latest_accepted", "stored_outcome", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
@@ -273,10 +274,8 @@ class CampaignRecords:
         pending: list[dict[str, Any]] = []
         for exp in rows:
             if exp.status == ExperimentStatus.DONE:
-                from .engine import objective_values  # integration: moves to the measures
-
-                m = _latest(exp)
-                result = objective_values(self.protocol, _result_of(m)) if m else None
+                m = latest_accepted(exp)
+                result = objective_values(self.protocol.objectives, _result_of(m)) if m else None
                 told.append({"point": dict(exp.conditions), "result": result})
             elif exp.status == ExperimentStatus.FAILED and exp.id not in superseded:
                 told.append({"point": dict(exp.conditions), "result": None})
@@ -342,9 +341,7 @@ class CampaignRecords:
             if outcome.kind == "done":
                 exp.status = ExperimentStatus.DONE
                 exp.status_reason = None
-                from .engine import objective_values  # integration: moves to the measures
-
-                values = objective_values(self.protocol, outcome.result)
+                values = objective_values(self.protocol.objectives, outcome.result)
                 tell = (dict(exp.conditions), values)
                 out["objectives"] = values
             elif outcome.kind == "rejected":
@@ -405,14 +402,15 @@ def _qc_repeats(session: Any, exp: Experiment) -> int:
 def stored_outcome(exp: Experiment) -> Outcome:
     """How an experiment's stored measurements end it: done with the newest accepted
     spectrum, else rejected with the newest one's reasons."""
-    ok = _latest(exp)
+    ok = latest_accepted(exp)
     if ok is not None:
         return Outcome("done", result=_result_of(ok))
     newest = max(exp.measurements, key=lambda m: m.id)
     return Outcome("rejected", "; ".join(newest.qc_reasons or []), _result_of(newest))
 
 
-def _latest(exp: Experiment) -> Measurement | None:
+def latest_accepted(exp: Experiment) -> Measurement | None:
+    """The experiment's newest measurement that quality control did not reject."""
     ok = [m for m in exp.measurements if m.qc_status != "rejected"]
     return max(ok, key=lambda m: m.id) if ok else None
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from robochem.storage.models import Campaign, Experiment, ExperimentStatus, Measurement
+from robochem.storage.models import Campaign, Experiment, ExperimentStatus
 
 from ..scaleup import (
     SYRINGE_MARGIN,
@@ -36,6 +36,7 @@ from ..scaleup import (
 )
 from ..steps import Acquire, ExperimentPlan, SetValve, Step, acquisition_for, describe
 from .lab import uncancellable
+from .records import latest_accepted
 from .states import EngineState as S
 from .states import Outcome
 
@@ -683,10 +684,12 @@ class ScaleUpRunner:
 
 
 def choose_experiment(database: Any, campaign_id: int, objective: str) -> Chosen:
-    """The campaign's best done experiment for ``objective`` (non-rejected spectra only)."""
+    """The campaign's best done experiment for ``objective`` (``yield`` or ``throughput``),
+    as the CLI and the dashboard define best (:mod:`robochem.storage.results`)."""
+    from robochem.storage.results import best_results
+
     if objective not in ("yield", "throughput"):
         raise ValueError(f"objective must be 'yield' or 'throughput', got {objective!r}")
-    column = "yield_percent" if objective == "yield" else "throughput_mmol_h"
     with database.session() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
@@ -695,30 +698,19 @@ def choose_experiment(database: Any, campaign_id: int, objective: str) -> Chosen
             raise ValueError(
                 f"campaign {campaign_id} is {campaign.status}: scale up a completed campaign"
             )
-        rows = session.execute(
-            select(Experiment, Measurement)
-            .join(Measurement, Measurement.experiment_id == Experiment.id)
-            .where(Experiment.campaign_id == campaign_id)
-            .where(Experiment.status == ExperimentStatus.DONE)
-            .where(Measurement.qc_status != "rejected")
-        ).all()
-        usable = [
-            (exp, m)
-            for exp, m in rows
-            if m.yield_percent is not None and m.throughput_mmol_h is not None
-        ]
-        if not usable:
+        best = best_results(session, [campaign_id])[campaign_id].measures[objective]
+        exp = session.get(Experiment, best.experiment_id) if best.value is not None else None
+        m = latest_accepted(exp) if exp is not None else None
+        if exp is None or m is None or m.yield_percent is None or m.throughput_mmol_h is None:
             raise ValueError(f"campaign {campaign_id} has no done experiment with a yield")
-        exp, m = max(usable, key=lambda pair: getattr(pair[1], column))
         return Chosen(
             campaign_id=campaign_id,
             campaign_name=campaign.name,
             protocol_text=campaign.protocol_text,
             experiment_index=exp.index,
             conditions=dict(exp.conditions),
-            yield_percent=float(m.yield_percent or 0.0),
-            throughput_mmol_h=float(m.throughput_mmol_h or 0.0),
+            yield_percent=float(m.yield_percent),
+            throughput_mmol_h=float(m.throughput_mmol_h),
             inventory=dict((campaign.summary or {}).get("inventory") or {}),
         )
-
 
