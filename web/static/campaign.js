@@ -13,7 +13,10 @@
     margin: { l: 56, r: 16, t: 10, b: 46 }, font: { size: 12 },
     legend: { orientation: "h", y: -0.22 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff",
   };
+  // measure name (GET .../best) -> the experiments' column
+  const COLUMNS = { yield: "yield_percent", conversion: "conversion_percent", throughput: "throughput_mmol_h" };
   let experiments = [];
+  let goals = {};  // column -> "maximize" | "minimize", from the campaign's objectives
   let selected = null;
   const seenEvents = new Set();
 
@@ -78,11 +81,14 @@
 
   function objectivePlot(rows, measure) {
     const done = rows.filter((e) => e[measure] !== null && e[measure] !== undefined);
-    let best = -Infinity;
+    // "best so far" under the objective's goal on this measure (GET .../best), else the
+    // highest: the one definition of best the CLI shares (robochem.storage.results)
+    const minimise = goals[measure] === "minimize";
+    let best = null;
     const bestX = [], bestY = [];
     for (const e of rows) {
-      if (usable(e, measure)) best = Math.max(best, e[measure]);
-      if (best > -Infinity) { bestX.push(e.index); bestY.push(best); }
+      if (usable(e, measure) && (best === null || (minimise ? e[measure] < best : e[measure] > best))) best = e[measure];
+      if (best !== null) { bestX.push(e.index); bestY.push(best); }
     }
     plot("plot-objective", [
       { x: done.map((e) => e.index), y: done.map((e) => e[measure]), mode: "markers", name: LABELS[measure],
@@ -196,9 +202,12 @@
   }
 
   async function refresh() {
-    const [campaign, rows] = await Promise.all([
-      rc.api("GET", `/api/campaigns/${id}`), rc.api("GET", `/api/campaigns/${id}/experiments`)]);
+    const [campaign, rows, best] = await Promise.all([
+      rc.api("GET", `/api/campaigns/${id}`), rc.api("GET", `/api/campaigns/${id}/experiments`),
+      rc.api("GET", `/api/campaigns/${id}/best`)]);
     facts(campaign);
+    goals = {};
+    for (const b of [...best.objectives].reverse()) goals[COLUMNS[b.measure]] = b.goal;  // first wins
     experiments = rows;
     draw();
   }
