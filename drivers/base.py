@@ -13,9 +13,10 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from robochem.drivers.errors import LINK_ERRORS, DeviceError
+from robochem.drivers.options import RequiredOption
 
 log = logging.getLogger("robochem.drivers")
 
@@ -34,6 +35,8 @@ class Device(abc.ABC):
     driver_name: str = ""
     #: False for drivers not yet checked against real hardware: they log a warning.
     verified: bool = False
+    #: Options a platform file must give this driver (``robochem.drivers.options``).
+    required_options: ClassVar[tuple[RequiredOption, ...]] = ()
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.driver_name

@@ -31,6 +31,7 @@ from robochem.drivers.errors import (
     SetpointRejected,
     check_range,
 )
+from robochem.drivers.options import required_options
 from robochem.drivers.transport import ByteTransport, open_byte_transport
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def _fmt(value: float) -> str:
 
 class ChemyxFusionPump(SyringePump):
     driver_name = "chemyx-fusion"
+    required_options = required_options("chemyx-fusion")
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ from robochem.drivers.errors import (
     SetpointRejected,
     check_range,
 )
+from robochem.drivers.options import required_options
 from robochem.drivers.transport import ByteTransport, open_byte_transport
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Elite11Pump(SyringePump):
     """One Pump 11 Elite at ``address`` (0 for the pump wired to the computer)."""
 
     driver_name = "harvard-elite11"
+    required_options = required_options("harvard-elite11")
 
     def __init__(
         self,

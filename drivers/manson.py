@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from robochem.drivers.base import LampStatus, LightSource
 from robochem.drivers.errors import DeviceFault, GarbledReply, SetpointRejected, check_range
+from robochem.drivers.options import required_options
 from robochem.drivers.transport import ByteTransport, ReplyFramer, open_byte_transport
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class MansonLedSupply(LightSource):
     """
 
     driver_name = "manson-hcs"
+    required_options = required_options("manson-hcs")
     verified = False
 
     def __init__(

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails
+
+# The drivers' declaration of their required options: a pure table, no driver I/O.
+from robochem.drivers.options import missing_options
 
 from .units import Quantity, parse_quantity, quantity_type
 
@@ -221,6 +235,36 @@ class Platform(_Strict):
     safe_state: SafeState = Field(
         default_factory=SafeState, description="safe state beyond flow and light off"
     )
+
+    @field_validator("devices")
+    @classmethod
+    def _required_options(
+        cls, devices: dict[str, DeviceSpec], info: ValidationInfo
+    ) -> dict[str, DeviceSpec]:
+        """Every device gives the options its driver declares as required (on real
+        hardware; a simulated platform may rely on the documented simulator values)."""
+        simulated = bool(info.data.get("simulated", False))
+        errors: list[InitErrorDetails] = []
+        for name, spec in devices.items():
+            for option in missing_options(spec.driver, spec.options, simulated=simulated):
+                where = "" if not option.hardware_only else " on real hardware"
+                message = (
+                    f"device {name!r} (driver {spec.driver}) needs option "
+                    f"{option.name!r} ({option.meaning}){where}; add it under options, "
+                    f"e.g. options: {{{option.name}: ...}}"
+                )
+                errors.append(
+                    InitErrorDetails(
+                        type="value_error",
+                        loc=(name, "options"),
+                        input=dict(spec.options),
+                        ctx={"error": ValueError(message)},
+                    )
+                )
+        if errors:
+            # Raised as a ValidationError so each issue points at its device's options.
+            raise ValidationError.from_exception_data("Platform", errors)
+        return devices
 
     def device_names(self) -> list[str]:
         return list(self.devices)

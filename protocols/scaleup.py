@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from robochem.drivers.options import REQUIRED_OPTIONS
+
 from .model import Categorical, Protocol, SteadyStateMode
 from .platform import Platform
 from .recipe import Recipe, expand
@@ -54,8 +56,14 @@ VARIABLE_KINDS = {
 }
 
 #: syringe pump drivers -> syringe volume (mL) when the platform's device options do not
-#: give ``syringe_volume_ml`` (the drivers' and the simulators' default syringe)
-SYRINGE_DRIVERS: dict[str, float] = {"chemyx-fusion": 10.0, "harvard-elite11": 10.0}
+#: give ``syringe_volume_ml``: only on a simulated platform (a real one must give it, as
+#: the drivers declare), where it is the simulator's syringe
+SYRINGE_DRIVERS: dict[str, float] = {
+    driver: option.simulated
+    for driver, options in REQUIRED_OPTIONS.items()
+    for option in options
+    if option.name == "syringe_volume_ml" and option.simulated is not None
+}
 #: a syringe is refilled before this fraction of it is used (never pumped dry)
 SYRINGE_MARGIN = 0.95
 

@@ -12,7 +12,6 @@ cancellation, and reports failures instead of raising them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from robochem.drivers.base import (
     TemperatureController,
     Valve,
 )
+from robochem.drivers.options import options_for
 
 from ..platform import Platform
 
@@ -155,7 +155,9 @@ class Lab:
             try:
                 await asyncio.wait_for(action(), SAFE_ACTION_TIMEOUT_S)
                 report.done.append(what)
-            except Exception as exc:  # every failure is reported, none stops the others
+            # Blind on purpose: whatever one device raises is reported and logged, and
+            # must not keep the others from their safe state.
+            except Exception as exc:  # noqa: BLE001
                 if isinstance(exc, TimeoutError):
                     exc = TimeoutError(f"no answer within {SAFE_ACTION_TIMEOUT_S:g} s")
                 report.failed[what] = f"{type(exc).__name__}: {exc}"
@@ -203,7 +205,8 @@ class Lab:
         for name, device in reversed(list(self.devices.items())):
             try:
                 await asyncio.wait_for(device.disconnect(), SAFE_ACTION_TIMEOUT_S)
-            except Exception as exc:
+            # Blind on purpose: every device gets its disconnect whatever one raises.
+            except Exception as exc:  # noqa: BLE001
                 log.warning("%s: disconnect failed: %s", name, exc)
 
     async def __aenter__(self) -> Lab:
@@ -213,13 +216,12 @@ class Lab:
         await self.close()
 
 
-def _driver_options(driver: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(options)
-    if driver == "chemyx-fusion":
-        # The Fusion cannot infuse without a volume; the reference simulator's syringe holds
-        # 10 mL. Integration note: real platform files should state the syringe.
-        out.setdefault("syringe_volume_ml", 10.0)
-    return out
+def _driver_options(platform: Platform, name: str) -> dict[str, Any]:
+    """The device's constructor options, as the drivers declare them: on a real platform
+    exactly the file's (loading it rejected any missing required option); on a simulated
+    one, with the documented simulator values of the required options left out."""
+    spec = platform.devices[name]
+    return options_for(spec.driver, spec.options, simulated=platform.simulated)
 
 
 def safety_devices(platform: Platform) -> list[str]:
@@ -237,7 +239,7 @@ async def open_devices(
 
     async def one(name: str) -> Device:
         spec = platform.devices[name]
-        options = _driver_options(spec.driver, spec.options)
+        options = _driver_options(platform, name)
         return await asyncio.wait_for(
             open_device(spec.driver, spec.url, name=name, **options), SAFE_ACTION_TIMEOUT_S
         )
@@ -265,10 +267,9 @@ async def connect_lab(platform: Platform, *, only: list[str] | None = None) -> L
         for name, spec in platform.devices.items():
             if only is not None and name not in only:
                 continue
-            options = _driver_options(spec.driver, spec.options)
+            options = _driver_options(platform, name)
             devices[name] = await open_device(spec.driver, spec.url, name=name, **options)
     except BaseException:
-        with contextlib.suppress(Exception):
-            await Lab(platform, devices).close()
+        await Lab(platform, devices).close()  # never raises: failures are logged
         raise
     return Lab(platform, devices)
