@@ -82,11 +82,3 @@ def set_clock(clock: Clock | None) -> None:
     """Install a clock for this process (tests, ``robochem sim --speed``)."""
     global _default
     _default = clock
-
-
-def now() -> float:
-    return get_clock().now()
-
-
-async def sleep(seconds: float) -> None:
-    await get_clock().sleep(seconds)

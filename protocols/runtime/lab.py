@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from robochem import clock
+from robochem.clock import Clock, get_clock
 from robochem.drivers.base import (
     Device,
     LightSource,
@@ -87,12 +87,14 @@ async def uncancellable(awaitable: Awaitable[T]) -> T:
 class Lab:
     """A platform's connected devices (by name) and the layout of its flow path."""
 
-    def __init__(self, platform: Platform, devices: Mapping[str, Device]) -> None:
+    def __init__(
+        self, platform: Platform, devices: Mapping[str, Device], *, clock: Clock | None = None
+    ) -> None:
         self.platform = platform
         self.devices: dict[str, Device] = dict(devices)
+        #: what the safe-state report's times are read from
+        self.clock = clock or get_clock()
         fl = platform.fluidics
-        self.pump_names: list[str] = list(fl.pumps)
-        self.selector_names: list[str] = [p.selector for p in fl.pumps.values() if p.selector]
         self.collection = fl.collection
         self.reactor_name = fl.reactor.device
         self.nmr_name = fl.nmr.device
@@ -136,17 +138,17 @@ class Lab:
 
     # -- safety ---------------------------------------------------------------------------
     async def safe_state(
-        self, *, temperature: bool = False, now: Callable[[], float] = clock.now
+        self, *, temperature: bool = False, now: Callable[[], float] | None = None
     ) -> SafeStateReport:
         """Light off, every pump stopped, collection valve to waste (and with
         ``temperature`` the reactor to the platform's ``safe_state.temperature``: control
         stopped when it is ``off``, else held at that setpoint). ``now`` is the clock the
-        report's ``pump_stops`` are read from (the caller's, if it has its own).
+        report's ``pump_stops`` are read from (default: the lab's).
 
         Every device is tried whatever happened to the others; each action is bounded in
         wall time. Never raises (except a caller's cancellation, after finishing).
         """
-        return await uncancellable(self._safe_state(temperature, now))
+        return await uncancellable(self._safe_state(temperature, now or self.clock.now))
 
     async def _safe_state(self, temperature: bool, now: Callable[[], float]) -> SafeStateReport:
         report = SafeStateReport()
@@ -255,7 +257,9 @@ async def open_devices(
     return devices, failures
 
 
-async def connect_lab(platform: Platform, *, only: list[str] | None = None) -> Lab:
+async def connect_lab(
+    platform: Platform, *, only: list[str] | None = None, clock: Clock | None = None
+) -> Lab:
     """Open every device of ``platform`` (each left in its safe state by ``connect``).
 
     If one device fails, those already open are disconnected and the error is raised.
@@ -270,6 +274,6 @@ async def connect_lab(platform: Platform, *, only: list[str] | None = None) -> L
             options = _driver_options(platform, name)
             devices[name] = await open_device(spec.driver, spec.url, name=name, **options)
     except BaseException:
-        await Lab(platform, devices).close()  # never raises: failures are logged
+        await Lab(platform, devices, clock=clock).close()  # never raises: failures are logged
         raise
-    return Lab(platform, devices)
+    return Lab(platform, devices, clock=clock)
