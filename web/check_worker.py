@@ -10,12 +10,15 @@ The dashboard process itself never imports this module.
 from __future__ import annotations
 
 import gc
+import logging
 from pathlib import Path
 from typing import Any
 
 import robochem.protocols
 from robochem.protocols.errors import ProtocolError
 from robochem.protocols.load import load_platform, load_protocol, parse_protocol
+
+log = logging.getLogger("robochem.web.check_worker")
 
 PROTOCOLS = Path(robochem.protocols.__file__).resolve().parent
 
@@ -37,8 +40,10 @@ def _warm_up() -> None:
     try:
         platform = load_platform(PROTOCOLS / "platforms" / "simulated.yaml")
         load_protocol(PROTOCOLS / "examples" / "hat-alkylation.yaml", platform)
-    except Exception:  # a cold check still works; never break the forkserver
-        pass
+    except Exception:
+        # Warming up is only a speed-up: a cold check still works, so whatever went wrong is
+        # logged and the forkserver goes on (failing here would break every check).
+        log.exception("warming up the protocol checker failed; checks will start cold")
     # What exists now is shared by every forked check: the collector leaves it alone, or
     # each check would traverse (and copy) the hundreds of MB the imports allocated.
     gc.freeze()

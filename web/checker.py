@@ -141,7 +141,10 @@ def _child(
         result = (True, getattr(worker, name)(*args))
     except MemoryError:
         result = None  # answered below: leaving this block frees the traceback and its data
-    except Exception:  # a bug in a check: reported (and logged by the caller), not a crash
+    # Any other exception is a bug in a check. It cannot be re-raised across the process
+    # boundary, so its traceback is sent instead: the caller raises CheckFailedError with it
+    # and logs it (LabRuntime.validate), and the dashboard stays up.
+    except Exception:  # noqa: BLE001 - reported to the parent, which raises and logs it
         result = (False, traceback.format_exc())
     if result is None:
         result = ("memory", f"the check needed more than {memory_bytes >> 20} MB of memory")

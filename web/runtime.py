@@ -418,6 +418,7 @@ class CampaignService:
                 try:
                     await self.engines[campaign_id].request_pause(immediate=True, reason=reason)
                 except Exception:
+                    # An emergency stop must reach every campaign: log this one, go on.
                     log.exception("pausing campaign %s (%s) failed", campaign_id, reason)
 
     def progress(self, campaign_id: int) -> CampaignProgress | None:
@@ -433,13 +434,39 @@ class CampaignService:
             current_step=p.step,
         )
 
-    async def close(self) -> None:
+    async def close(self, stop_s: float = 30.0) -> None:
+        """Abort every running campaign and wait up to ``stop_s`` for each to stop; one that
+        does not is cancelled. A campaign's own failure is logged by its task's watcher."""
         for campaign_id, task in list(self.tasks.items()):
             if not task.done():
-                with contextlib.suppress(Exception):
-                    await self.engines[campaign_id].abort("dashboard shutting down")
-                with contextlib.suppress(BaseException):  # logged by the task's watcher
-                    await asyncio.wait_for(task, 30)
+                await self._abort_for_shutdown(campaign_id)
+                await self._await_stopped(campaign_id, task, stop_s)
+
+    async def _abort_for_shutdown(self, campaign_id: int) -> None:
+        from robochem.protocols.runtime.engine import IllegalTransition
+
+        try:
+            await self.engines[campaign_id].abort("dashboard shutting down")
+        except IllegalTransition as exc:  # already ending (aborting, failing, finishing)
+            log.info("campaign %s is already %s at shutdown", campaign_id, exc.current)
+        except Exception:
+            # Shutting down must still stop every other campaign: log this one and go on
+            # (waiting for its task below cancels it should it not stop by itself).
+            log.exception("aborting campaign %s at shutdown failed", campaign_id)
+
+    @staticmethod
+    async def _await_stopped(campaign_id: int, task: asyncio.Task[Any], stop_s: float) -> None:
+        # asyncio.wait never raises the task's exception (its watcher logs that) and lets a
+        # cancellation of close() itself through.
+        done, _ = await asyncio.wait({task}, timeout=stop_s)
+        if not done:
+            log.error(
+                "campaign %s did not stop within %g s of the shutdown abort; cancelling it",
+                campaign_id,
+                stop_s,
+            )
+            task.cancel()
+            await asyncio.wait({task})
 
 
 def _jsonable(value: Any) -> Any:
