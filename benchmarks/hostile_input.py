@@ -274,11 +274,13 @@ class StatusPoller:
         self.client.close()
 
     def _run(self) -> None:
+        import httpx
+
         while not self._stop.is_set():
             start = time.monotonic()
             try:
                 ok = self.client.get("/api/status").status_code == 200
-            except Exception:
+            except httpx.HTTPError:  # refused, reset or timed out: counted as a failed poll
                 ok = False
             self.samples.append((start, time.monotonic() - start if ok else None))
             self._stop.wait(self.period_s)

@@ -27,8 +27,10 @@ from typing import Any
 import schemathesis
 from dashboard_kit import World, client_for, make_world, seed_campaign
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import HypothesisException
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from robochem.storage.db import Database
@@ -112,7 +114,9 @@ def fuzz(schema: schemathesis.BaseSchema, headers: dict[str, str]) -> Counter[in
         for label, options in runs:
             try:
                 fuzz_operation(operation, headers=headers, statuses=statuses, **options)
-            except Exception as error:  # collect every operation's failure, then report
+            except (AssertionError, FailureGroup, HypothesisException) as error:
+                # a failing check, a schema violation or hypothesis giving up: collect
+                # every operation's failure, then report them all
                 failures.append(f"{operation.label} ({label}): {error}")
     assert not failures, "\n\n".join(failures)
     assert tried, "no operation selected"
