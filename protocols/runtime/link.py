@@ -110,11 +110,14 @@ class SupervisorLink:
                 await self._beat
             self._beat = None
         if self._loop is not None:
-            with contextlib.suppress(Exception):
+            # ValueError: the link is closed already (its fileno() is -1), nothing to remove.
+            with contextlib.suppress(ValueError):
                 self._loop.remove_reader(self.sock.fileno())
             if PARENT_DEATH_SIGNAL is not None:
-                with contextlib.suppress(Exception):
+                try:
                     self._loop.remove_signal_handler(PARENT_DEATH_SIGNAL)
+                except (ValueError, RuntimeError, OSError) as exc:
+                    log.warning("supervisor link: the loop's parent-death handler stays: %s", exc)
                 self._catch_parent_death()  # never the default action (terminate)
             self._loop = None
 

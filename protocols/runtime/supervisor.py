@@ -163,6 +163,7 @@ async def make_safe(platform: Platform) -> Findings:
 async def _read(lab: Lab) -> dict[str, Any]:
     """What each device reports after its safe start (positions, setpoints left behind)."""
     from robochem.drivers.base import LightSource, Photoreactor, Pump, TemperatureController, Valve
+    from robochem.drivers.errors import DeviceError
 
     async def one(device: Any) -> Any:
         if isinstance(device, Pump):
@@ -183,14 +184,19 @@ async def _read(lab: Lab) -> dict[str, Any]:
             }  # fmt: skip
         return out
 
-    async def bounded(device: Any) -> Any:
+    async def bounded(name: str, device: Any) -> Any:
         try:
             return await asyncio.wait_for(one(device), 2.0)
+        except (TimeoutError, DeviceError) as exc:  # silent, faulted, refused: reported
+            return {"error": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:
+            # Reading is only a report, and the safe state after it must still reach every
+            # device: a bug reading this one is logged, reported, and the others go on.
+            log.exception("supervisor: reading %s after its safe start failed", name)
             return {"error": f"{type(exc).__name__}: {exc}"}
 
     names = list(lab.devices)
-    results = await asyncio.gather(*(bounded(lab.devices[n]) for n in names))
+    results = await asyncio.gather(*(bounded(n, lab.devices[n]) for n in names))
     return dict(zip(names, results, strict=True))
 
 
@@ -329,9 +335,11 @@ class Supervisor:
 
     async def _record(self, payload: dict[str, Any]) -> None:
         """The event, once the database is reachable (the lab is already safe)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         from robochem.clock import Clock
         from robochem.events import EventBus
-        from robochem.storage.db import open_database
+        from robochem.storage.db import StorageError, open_database
 
         clock_spec = self.platform.clock or {}
         clock = Clock(
@@ -348,9 +356,15 @@ class Supervisor:
                     "supervisor", "supervisor.safe_state", payload, campaign_id=self.campaign_id
                 )
                 return
-            except Exception as exc:  # unreachable, locked, full: try again
-                last_error = exc
+            except (SQLAlchemyError, StorageError, OSError) as exc:
+                last_error = exc  # unreachable, locked, full: try again
                 await asyncio.sleep(1.0)
+            except Exception as exc:
+                # Not the database being away but a bug: retrying will not help. The lab is
+                # safe already; log it and print what was found and done (below) instead.
+                log.exception("supervisor: recording the safe-state event failed")
+                last_error = exc
+                break
             finally:
                 if db is not None:
                     db.dispose()
