@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robochem.analysis import qc as qc_rules
-from robochem.analysis.config import AnalysisConfig
+from robochem.analysis.config import AnalysisConfig, Species
 from robochem.analysis.processing import Spectrum, process_fid
-from robochem.analysis.quantify import find_reference, integrate_regions
-from robochem.analysis.reader import NMRDataError, folder_sha256, read_fid
+from robochem.analysis.quantify import RegionResult, find_reference, integrate_regions
+from robochem.analysis.reader import FID, NMRDataError, folder_sha256, read_fid
 from robochem.analysis.result import AnalysisResult, IntegralReport, PlotData
 
 __all__ = ["analyze_folder", "decimate_for_plot", "software_versions"]
@@ -131,6 +132,71 @@ def analyze_folder(
     path = Path(path)
     software = software_versions()
     source: dict[str, Any] = {"path": str(path.resolve())}
+    fid = _read_checked(path, config, source, software)
+    if isinstance(fid, AnalysisResult):
+        return fid
+
+    spec = process_fid(fid, config.processing)
+    outside = qc_rules.check_regions_in_window(spec, config)
+    if outside:
+        return AnalysisResult.rejected(
+            outside,
+            source=source,
+            software=software,
+            processing=_processing_dict(spec, config),
+            nucleus=fid.nucleus,
+        )
+    reference = find_reference(spec, config.internal_standard)
+    if reference.found_ppm is not None:
+        spec.shift_reference(reference.offset_ppm)
+
+    species = config.species()
+    regions = integrate_regions(
+        spec,
+        species,
+        margin_ppm=config.processing.fit_margin_ppm,
+        method=config.processing.integration,
+        width_prior=config.processing.width_prior,
+    )
+    q = _quantify(regions, config)
+    report = qc_rules.evaluate(
+        config,
+        spec,
+        reference,
+        regions,
+        yield_percent=q.yield_pct,
+        expected_is_integral=expected_is_integral,
+    )
+    throughput = None
+    if flow_rate_ml_min is not None and q.c_product is not None:
+        # mol/L × mL/min = mmol/min... ×1e-3 L/mL × 1e3 mmol/mol × 60 min/h
+        throughput = q.c_product * float(flow_rate_ml_min) * 60.0
+
+    rejected = report.status == "rejected"
+    return AnalysisResult(
+        status=report.status,
+        reasons=report.reasons,
+        yield_percent=None if rejected else q.yield_pct,
+        yield_sd_percent=None if rejected else q.yield_sd,
+        conversion_percent=None if rejected else q.conversion,
+        throughput_mmol_h=None if rejected else throughput,
+        concentrations_M=q.concentrations,
+        integrals=q.integrals,
+        snr={r.name: r.snr for r in regions},
+        processing=_processing_dict(spec, config),
+        software=software,
+        source=source,
+        nucleus=fid.nucleus,
+        plot=_plot(spec, species, plot_points),
+        qc=report.metrics,
+    )
+
+
+def _read_checked(
+    path: Path, config: AnalysisConfig, source: dict[str, Any], software: dict[str, str]
+) -> FID | AnalysisResult:
+    """The FID at ``path`` (its provenance added to ``source``), or the rejected result when
+    it cannot be read, is of the wrong nucleus or is empty."""
     try:
         fid = read_fid(path)
     except NMRDataError as exc:
@@ -159,29 +225,22 @@ def analyze_folder(
             software=software,
             nucleus=fid.nucleus,
         )
+    return fid
 
-    spec = process_fid(fid, config.processing)
-    outside = qc_rules.check_regions_in_window(spec, config)
-    if outside:
-        return AnalysisResult.rejected(
-            outside,
-            source=source,
-            software=software,
-            processing=_processing_dict(spec, config),
-            nucleus=fid.nucleus,
-        )
-    reference = find_reference(spec, config.internal_standard)
-    if reference.found_ppm is not None:
-        spec.shift_reference(reference.offset_ppm)
 
-    species = config.species()
-    regions = integrate_regions(
-        spec,
-        species,
-        margin_ppm=config.processing.fit_margin_ppm,
-        method=config.processing.integration,
-        width_prior=config.processing.width_prior,
-    )
+@dataclass
+class _Quantities:
+    concentrations: dict[str, float]
+    integrals: dict[str, IntegralReport]
+    c_product: float | None
+    yield_pct: float | None
+    yield_sd: float | None
+    conversion: float | None
+
+
+def _quantify(regions: list[RegionResult], config: AnalysisConfig) -> _Quantities:
+    """Concentrations against the internal standard, then yield (with its SD) and
+    conversion against the limiting reagent."""
     by_role = {r.role: r for r in regions}
     std = by_role["internal_standard"]
     product = by_role["product"]
@@ -201,22 +260,7 @@ def analyze_folder(
             conc = (r.integral / r.nuclei) / per_nucleus_is * c_is
         if math.isfinite(conc):
             concentrations[r.name] = conc
-        integrals[r.name] = IntegralReport(
-            role=r.role,
-            name=r.name,
-            region_ppm=r.region,
-            nuclei=r.nuclei,
-            integral=r.integral,
-            window_integral=r.window_integral,
-            integral_sd=r.integral_sd,
-            snr=r.snr,
-            concentration_M=conc if math.isfinite(conc) else None,
-            fwhm_hz=r.fwhm_hz,
-            n_lines=len(r.lines),
-            line_centers_ppm=[ln.center_ppm for ln in r.lines],
-            phase_residual_deg=r.phase_residual_deg,
-            fit_chi=r.fit_chi,
-        )
+        integrals[r.name] = _integral_report(r, conc)
     c_product = concentrations.get(product.name)
     if c_product is not None:
         yield_pct = 100.0 * c_product / c_lim
@@ -226,46 +270,38 @@ def analyze_folder(
     substrate = by_role.get("substrate")
     if substrate is not None and substrate.name in concentrations:
         conversion = 100.0 * (1.0 - concentrations[substrate.name] / c_lim)
+    return _Quantities(concentrations, integrals, c_product, yield_pct, yield_sd, conversion)
 
-    report = qc_rules.evaluate(
-        config,
-        spec,
-        reference,
-        regions,
-        yield_percent=yield_pct,
-        expected_is_integral=expected_is_integral,
+
+def _integral_report(r: RegionResult, conc: float) -> IntegralReport:
+    return IntegralReport(
+        role=r.role,
+        name=r.name,
+        region_ppm=r.region,
+        nuclei=r.nuclei,
+        integral=r.integral,
+        window_integral=r.window_integral,
+        integral_sd=r.integral_sd,
+        snr=r.snr,
+        concentration_M=conc if math.isfinite(conc) else None,
+        fwhm_hz=r.fwhm_hz,
+        n_lines=len(r.lines),
+        line_centers_ppm=[ln.center_ppm for ln in r.lines],
+        phase_residual_deg=r.phase_residual_deg,
+        fit_chi=r.fit_chi,
     )
-    throughput = None
-    if flow_rate_ml_min is not None and c_product is not None:
-        # mol/L × mL/min = mmol/min... ×1e-3 L/mL × 1e3 mmol/mol × 60 min/h
-        throughput = c_product * float(flow_rate_ml_min) * 60.0
 
+
+def _plot(spec: Spectrum, species: list[tuple[str, Species]], plot_points: int) -> PlotData:
+    """The spectrum decimated for display, in full detail around the integrated regions."""
     r_lo = min(sp.lo for _, sp in species)
     r_hi = max(sp.hi for _, sp in species)
     pad = max(0.5, 0.3 * (r_hi - r_lo))
     ppm_d, int_d = decimate_for_plot(
         spec.ppm, spec.real, plot_points, focus=(r_lo - pad, r_hi + pad)
     )
-    plot = PlotData(
+    return PlotData(
         ppm=ppm_d.tolist(),
         intensity=int_d.tolist(),
         regions=[{"role": role, "name": sp.name, "lo": sp.lo, "hi": sp.hi} for role, sp in species],
-    )
-    rejected = report.status == "rejected"
-    return AnalysisResult(
-        status=report.status,
-        reasons=report.reasons,
-        yield_percent=None if rejected else yield_pct,
-        yield_sd_percent=None if rejected else yield_sd,
-        conversion_percent=None if rejected else conversion,
-        throughput_mmol_h=None if rejected else throughput,
-        concentrations_M=concentrations,
-        integrals=integrals,
-        snr={r.name: r.snr for r in regions},
-        processing=_processing_dict(spec, config),
-        software=software,
-        source=source,
-        nucleus=fid.nucleus,
-        plot=plot,
-        qc=report.metrics,
     )

@@ -621,25 +621,14 @@ def integrate_regions(
     The internal standard (``species[0]``) is fitted first; its width bounds the widths
     allowed elsewhere (:data:`WIDTH_RATIO_BOUNDS`).
     """
-    sigma = spec.noise_sd
-    ppm_pp = spec.ppm_per_point
-    results: list[RegionResult | None] = [None] * len(species)
-
-    plain: list[tuple[float, float, float]] = []  # (window integral, its sd, snr)
-    for _, sp in species:
-        wint, npts = _window_integral(spec, sp.lo, sp.hi)
-        i0, i1 = spec.index_range(sp.lo, sp.hi)
-        top = float(spec.real[i0:i1].max()) if i1 > i0 else 0.0
-        snr = top / sigma if sigma > 0 else 0.0
-        sd = sigma * ppm_pp * np.sqrt(max(npts, 1) * spec.noise_correlation)
-        plain.append((wint, float(sd), snr))
-
+    plain = _plain_integrals(spec, species)
     if method == "window":
         return [
             RegionResult(role, sp.name, sp.region, sp.nuclei, w, w, sd, snr, method="window")
             for (role, sp), (w, sd, snr) in zip(species, plain, strict=True)
         ]
 
+    results: list[RegionResult | None] = [None] * len(species)
     windows = _windows([sp.region for _, sp in species], margin_ppm)
     windows.sort(key=lambda w: 0 if 0 in w.members else 1)
     gamma_bounds = (0.02, 50.0)
@@ -658,85 +647,149 @@ def integrate_regions(
                 fit.gamma * WIDTH_RATIO_BOUNDS[0],
                 fit.gamma * WIDTH_RATIO_BOUNDS[1],
             )
-        fwhm_ppm = 2.0 * fit.gamma / spec.obs_mhz
         for m in win.members:
             role, sp = species[m]
-            wint, wsd, snr = plain[m]
-            mask = np.array([sp.lo <= ln.center_ppm <= sp.hi for ln in fit.lines], dtype=bool)
-            inside = [ln for ln, ok in zip(fit.lines, mask, strict=True) if ok]
-            total = float(fit.areas[mask].sum()) if inside else 0.0
-            if inside:
-                var = float(fit.cov[np.ix_(mask, mask)].sum())
-                fit_sd = float(np.sqrt(var)) if var > 0 and np.isfinite(var) else wsd
-            else:
-                fit_sd = wsd
-            # signal the model missed (a line below the detection threshold, a shoulder)
-            # shows up as residual area inside the region: if it is significant, add it
-            corrected = False
-            r0, r1 = spec.index_range(sp.lo, sp.hi)
-            if fit.residual is not None and r1 - r0 >= 2:
-                missed = float(np.trapezoid(fit.residual[r0 - i0 : r1 - i0]) * ppm_pp)
-                # no line fitted inside the region (a weak product below the detection
-                # threshold): the residual integral is the unbiased estimate, zero is not
-                if abs(missed) > 3.0 * wsd or not inside:
-                    total += missed
-                    fit_sd = float(np.hypot(fit_sd, wsd))
-                    corrected = True
-            elif not inside:
-                # nothing fitted: fall back to the window integral minus external tails
-                seg = background[max(r0 - i0, 0) : max(r1 - i0, 0)]
-                # not clamped at zero: a noisy but unbiased estimate serves the optimiser
-                # better than a zero, and QC flags a clearly negative one
-                total = wint - (float(np.trapezoid(seg) * ppm_pp) if seg.size > 1 else 0.0)
-                # what the tail model leaves is smooth over the window (for a dominant
-                # solvent 0.8 ppm away, 0.15° of phase error is a 1/d dispersion tail worth
-                # ~0.7 % yield): take the straight line through the window's margins
-                # (outside the region) off the region too
-                level, level_sd = _margin_level(spec, i0, i1, r0, r1, background)
-                total -= level
-                fit_sd = float(np.hypot(fit_sd, level_sd))
-            # the Lorentzian model is not exact for the processed lines (zero filling,
-            # apodization, digital resolution): a floor measured on synthetic spectra
-            fit_sd = float(np.hypot(fit_sd, MODEL_FLOOR_REL * abs(total)))
-            # lines whose centre is so close to a limit that they could belong either side
-            tol = 0.2 * fwhm_ppm
-            ambiguous = sum(
-                abs(ln.area)
-                for ln in fit.lines
-                if min(abs(ln.center_ppm - sp.lo), abs(ln.center_ppm - sp.hi)) < tol
-            )
-            hw = max(fit.gamma / spec.obs_mhz, 1e-9)  # HWHM in ppm
-            spill = sum(
-                ln.area
-                * (
-                    np.arctan((sp.hi - ln.center_ppm) / hw)
-                    - np.arctan((sp.lo - ln.center_ppm) / hw)
-                )
-                / np.pi
-                for ln, ok in zip(fit.lines, mask, strict=True)
-                if not ok
-            )
-            spill_frac = float(spill / wint) if wint > 3.0 * wsd and wint > 0 else 0.0
-            denom = max(
-                sum(abs(ln.area) for ln in inside),
-                0.1 * sum(abs(ln.area) for ln in fit.lines),
-                1e-300,
-            )
-            results[m] = RegionResult(
-                role=role,
-                name=sp.name,
-                region=sp.region,
-                nuclei=sp.nuclei,
-                integral=total,
-                window_integral=wint,
-                integral_sd=fit_sd,
-                snr=snr,
-                lines=inside,
-                phase_residual_deg=float(np.degrees(fit.theta)),
-                fwhm_hz=(2.0 * fit.gamma) if fit.lines else None,
-                fit_chi=fit.chi,
-                edge_area_fraction=min(float(ambiguous / denom), 1.0) if fit.lines else 0.0,
-                residual_corrected=corrected,
-                spill_in_fraction=spill_frac,
-            )
+            results[m] = _region_result(spec, fit, i0, i1, background, role, sp, plain[m])
     return [r for r in results if r is not None]
+
+
+def _plain_integrals(
+    spec: Spectrum, species: list[tuple[str, Species]]
+) -> list[tuple[float, float, float]]:
+    """Per region: (window integral, its sd, snr), the model-free reading."""
+    sigma = spec.noise_sd
+    ppm_pp = spec.ppm_per_point
+    plain: list[tuple[float, float, float]] = []
+    for _, sp in species:
+        wint, npts = _window_integral(spec, sp.lo, sp.hi)
+        i0, i1 = spec.index_range(sp.lo, sp.hi)
+        top = float(spec.real[i0:i1].max()) if i1 > i0 else 0.0
+        snr = top / sigma if sigma > 0 else 0.0
+        sd = sigma * ppm_pp * np.sqrt(max(npts, 1) * spec.noise_correlation)
+        plain.append((wint, float(sd), snr))
+    return plain
+
+
+def _region_result(
+    spec: Spectrum,
+    fit: _WindowFit,
+    i0: int,
+    i1: int,
+    background: np.ndarray,
+    role: str,
+    sp: Species,
+    plain: tuple[float, float, float],
+) -> RegionResult:
+    """One region of a fitted window [i0, i1): its lines, area, uncertainty and overlap."""
+    wint, wsd, snr = plain
+    mask = np.array([sp.lo <= ln.center_ppm <= sp.hi for ln in fit.lines], dtype=bool)
+    inside = [ln for ln, ok in zip(fit.lines, mask, strict=True) if ok]
+    total, fit_sd, corrected = _region_area(
+        spec, fit, mask, inside, i0, i1, background, sp, wint, wsd
+    )
+    # the Lorentzian model is not exact for the processed lines (zero filling,
+    # apodization, digital resolution): a floor measured on synthetic spectra
+    fit_sd = float(np.hypot(fit_sd, MODEL_FLOOR_REL * abs(total)))
+    edge, spill_frac = _overlap_fractions(spec, fit, mask, inside, sp, wint, wsd)
+    return RegionResult(
+        role=role,
+        name=sp.name,
+        region=sp.region,
+        nuclei=sp.nuclei,
+        integral=total,
+        window_integral=wint,
+        integral_sd=fit_sd,
+        snr=snr,
+        lines=inside,
+        phase_residual_deg=float(np.degrees(fit.theta)),
+        fwhm_hz=(2.0 * fit.gamma) if fit.lines else None,
+        fit_chi=fit.chi,
+        edge_area_fraction=edge,
+        residual_corrected=corrected,
+        spill_in_fraction=spill_frac,
+    )
+
+
+def _region_area(
+    spec: Spectrum,
+    fit: _WindowFit,
+    mask: np.ndarray,
+    inside: list[FitLine],
+    i0: int,
+    i1: int,
+    background: np.ndarray,
+    sp: Species,
+    wint: float,
+    wsd: float,
+) -> tuple[float, float, bool]:
+    """(area, its sd, whether the fit's residual was added) of the region ``sp``."""
+    ppm_pp = spec.ppm_per_point
+    total = float(fit.areas[mask].sum()) if inside else 0.0
+    if inside:
+        var = float(fit.cov[np.ix_(mask, mask)].sum())
+        fit_sd = float(np.sqrt(var)) if var > 0 and np.isfinite(var) else wsd
+    else:
+        fit_sd = wsd
+    # signal the model missed (a line below the detection threshold, a shoulder)
+    # shows up as residual area inside the region: if it is significant, add it
+    corrected = False
+    r0, r1 = spec.index_range(sp.lo, sp.hi)
+    if fit.residual is not None and r1 - r0 >= 2:
+        missed = float(np.trapezoid(fit.residual[r0 - i0 : r1 - i0]) * ppm_pp)
+        # no line fitted inside the region (a weak product below the detection
+        # threshold): the residual integral is the unbiased estimate, zero is not
+        if abs(missed) > 3.0 * wsd or not inside:
+            total += missed
+            fit_sd = float(np.hypot(fit_sd, wsd))
+            corrected = True
+    elif not inside:
+        # nothing fitted: fall back to the window integral minus external tails
+        seg = background[max(r0 - i0, 0) : max(r1 - i0, 0)]
+        # not clamped at zero: a noisy but unbiased estimate serves the optimiser
+        # better than a zero, and QC flags a clearly negative one
+        total = wint - (float(np.trapezoid(seg) * ppm_pp) if seg.size > 1 else 0.0)
+        # what the tail model leaves is smooth over the window (for a dominant
+        # solvent 0.8 ppm away, 0.15° of phase error is a 1/d dispersion tail worth
+        # ~0.7 % yield): take the straight line through the window's margins
+        # (outside the region) off the region too
+        level, level_sd = _margin_level(spec, i0, i1, r0, r1, background)
+        total -= level
+        fit_sd = float(np.hypot(fit_sd, level_sd))
+    return total, fit_sd, corrected
+
+
+def _overlap_fractions(
+    spec: Spectrum,
+    fit: _WindowFit,
+    mask: np.ndarray,
+    inside: list[FitLine],
+    sp: Species,
+    wint: float,
+    wsd: float,
+) -> tuple[float, float]:
+    """(edge area fraction, spill-in fraction) of the region ``sp``: the area of lines
+    centred so close to a limit that they could belong either side, and how much of the
+    region's window integral belongs to lines centred outside it."""
+    fwhm_ppm = 2.0 * fit.gamma / spec.obs_mhz
+    tol = 0.2 * fwhm_ppm
+    ambiguous = sum(
+        abs(ln.area)
+        for ln in fit.lines
+        if min(abs(ln.center_ppm - sp.lo), abs(ln.center_ppm - sp.hi)) < tol
+    )
+    hw = max(fit.gamma / spec.obs_mhz, 1e-9)  # HWHM in ppm
+    spill = sum(
+        ln.area
+        * (np.arctan((sp.hi - ln.center_ppm) / hw) - np.arctan((sp.lo - ln.center_ppm) / hw))
+        / np.pi
+        for ln, ok in zip(fit.lines, mask, strict=True)
+        if not ok
+    )
+    spill_frac = float(spill / wint) if wint > 3.0 * wsd and wint > 0 else 0.0
+    denom = max(
+        sum(abs(ln.area) for ln in inside),
+        0.1 * sum(abs(ln.area) for ln in fit.lines),
+        1e-300,
+    )
+    edge = min(float(ambiguous / denom), 1.0) if fit.lines else 0.0
+    return edge, spill_frac
