@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+from wire import RawClient
 
 from robochem.clock import Clock
 from robochem.simulator.base import FaultKind
 from robochem.simulator.chemyx import ChemyxSimulator
 
 
-class Link:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
+class Link(RawClient):
     async def ask(self, data: bytes) -> list[bytes]:
         """Send; return the two reply lines (echo, result) without CR LF."""
-        self.writer.write(data)
-        await self.writer.drain()
-        lines = []
-        for _ in range(2):
-            line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), 1.0)
-            lines.append(line[:-2])
-        return lines
+        await self.send(data)
+        return [(await self.read(b"\r\n"))[:-2] for _ in range(2)]
 
 
 @pytest.fixture
@@ -34,9 +25,9 @@ def now() -> list[float]:
 @pytest.fixture
 async def chemyx(now):
     sim = await ChemyxSimulator(clock=Clock(epoch=0.0, _wall=lambda: now[0])).start()
-    reader, writer = await asyncio.open_connection(sim.host, sim.port)
-    yield sim, Link(reader, writer)
-    writer.close()
+    link = await Link.connect(sim.host, sim.port)
+    yield sim, link
+    await link.close()
     await sim.stop()
 
 
@@ -116,7 +107,5 @@ async def test_stall_and_invalid(chemyx):
 
 async def test_lone_lf_does_not_end_a_request(chemyx):
     _, link = chemyx
-    link.writer.write(b"pump status\n")
-    await link.writer.drain()
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(link.reader.read(1), 0.2)
+    await link.send(b"pump status\n")
+    assert await link.silent(0.2)  # a silence is observed over a window

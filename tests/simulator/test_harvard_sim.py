@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
+from wire import RawClient, matches
 
 from robochem.clock import Clock
 from robochem.simulator.harvard import Elite11Simulator
@@ -13,26 +13,14 @@ from robochem.simulator.harvard import Elite11Simulator
 _END = re.compile(rb"(?:\A|\r)\n(\d\d)?(T\*|[:<>*])\Z")
 
 
-class Link:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
+class Link(RawClient):
     async def ask(self, data: bytes) -> bytes:
-        self.writer.write(data)
-        await self.writer.drain()
-        buffer = b""
-        while not _END.search(buffer):
-            buffer += await asyncio.wait_for(self.reader.read(4096), 1.0)
-        return buffer
+        """Send; read until what arrived ends with a prompt."""
+        return await super().ask(data, matches(_END))
 
-    async def silent(self, data: bytes) -> bool:
-        self.writer.write(data)
-        await self.writer.drain()
-        try:
-            await asyncio.wait_for(self.reader.read(1), 0.2)
-        except TimeoutError:
-            return True
-        return False
+    async def unanswered(self, data: bytes) -> bool:
+        await self.send(data)
+        return await self.silent(0.2)  # a silence is observed over a window
 
 
 @pytest.fixture
@@ -42,8 +30,8 @@ def now() -> list[float]:
 
 async def _open(now, **kw):
     sim = await Elite11Simulator(clock=Clock(epoch=0.0, _wall=lambda: now[0]), **kw).start()
-    reader, writer = await asyncio.open_connection(sim.host, sim.port)
-    return sim, Link(reader, writer), writer
+    link = await Link.connect(sim.host, sim.port)
+    return sim, link, link.writer
 
 
 async def test_manual_raw_exchange_address_0(now):
@@ -69,7 +57,7 @@ async def test_addressed_forms_and_chain(now):
     assert await link.ask(b"irate\r") == b"\n2.000 ml/min\r\n:"
     assert await link.ask(b"12irun\r") == b"\n12>"
     assert await link.ask(b"12@irate 5 u/m\r") == b"\n12>"  # @: skip the GUI update
-    assert await link.silent(b"7irate\r")  # nobody at address 7
+    assert await link.unanswered(b"7irate\r")  # nobody at address 7
     assert await link.ask(b"12address\r") == b"\n12:Pump address is 12\r\n12>"
     writer.close()
     await sim.stop()

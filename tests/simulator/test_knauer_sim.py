@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+from wire import RawClient
 
 from robochem.clock import Clock
 from robochem.simulator.base import FaultKind
 from robochem.simulator.knauer import KnauerPumpSimulator, KnauerValveSimulator
 
 
-class Link:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
+class Link(RawClient):
     async def ask(self, data: bytes) -> bytes:
-        self.writer.write(data)
-        await self.writer.drain()
-        return await asyncio.wait_for(self.reader.readuntil(b"\r"), 1.0)
+        return await super().ask(data, b"\r")
 
 
 @pytest.fixture
@@ -29,9 +23,9 @@ def now() -> list[float]:
 @pytest.fixture
 async def pump(now):
     sim = await KnauerPumpSimulator(clock=Clock(epoch=0.0, _wall=lambda: now[0])).start()
-    reader, writer = await asyncio.open_connection(sim.host, sim.port)
-    yield sim, Link(reader, writer)
-    writer.close()
+    link = await Link.connect(sim.host, sim.port)
+    yield sim, link
+    await link.close()
     await sim.stop()
 
 
@@ -84,9 +78,8 @@ async def test_pressure_follows_source(pump):
 
 async def test_p21s_has_no_pressure_sensor():
     sim = await KnauerPumpSimulator(model="P2.1S", clock=Clock()).start()
-    reader, writer = await asyncio.open_connection(sim.host, sim.port)
-    assert await Link(reader, writer).ask(b"PRESSURE?\r") == b"ERROR:1\r"
-    writer.close()
+    async with await Link.connect(sim.host, sim.port) as link:
+        assert await link.ask(b"PRESSURE?\r") == b"ERROR:1\r"
     await sim.stop()
 
 
@@ -145,8 +138,7 @@ async def test_settings_and_unknowns(pump):
 )
 async def test_valve_raw(valve_type, positions):
     sim = await KnauerValveSimulator(valve_type=valve_type, clock=Clock()).start()
-    reader, writer = await asyncio.open_connection(sim.host, sim.port)
-    link = Link(reader, writer)
+    link = await Link.connect(sim.host, sim.port)
     assert await link.ask(b"T\r\n") == f"VALVE {valve_type}\r".encode()
     for p in positions:
         assert await link.ask(p.encode() + b"\r\n") == p.encode() + b"\r"
@@ -155,5 +147,5 @@ async def test_valve_raw(valve_type, positions):
     sim.next_move_error = 1
     assert await link.ask(positions[0].encode() + b"\r\n") == b"E1\r"
     assert await link.ask(b"P\r\n") == positions[-1].encode() + b"\r"
-    writer.close()
+    await link.close()
     await sim.stop()

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from wire import RawClient
 
 from robochem.clock import Clock
 from robochem.simulator.manson import MansonSimulator
 
+QUIET_S = 0.2  # a silence is observed over a window
 
-class Raw:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
 
-    async def __call__(self, data: bytes, wait_s: float = 0.2) -> bytes:
-        self.writer.write(data)
-        await self.writer.drain()
-        received = b""
-        try:
-            while not received.endswith(b"OK\r"):
-                chunk = await asyncio.wait_for(self.reader.read(256), wait_s)
-                if not chunk:
-                    break
-                received += chunk
-        except TimeoutError:
-            pass
-        return received
+class Raw(RawClient):
+    """Sends a command and reads its reply, up to the final ``OK\\r``."""
+
+    async def __call__(self, data: bytes) -> bytes:
+        return await self.ask(data, b"OK\r")
+
+    async def unanswered(self, data: bytes) -> bool:
+        await self.send(data)
+        return await self.silent(QUIET_S)
 
 
 @pytest.fixture
@@ -38,9 +32,9 @@ async def sim() -> AsyncIterator[MansonSimulator]:
 
 @pytest.fixture
 async def raw(sim: MansonSimulator) -> AsyncIterator[Raw]:
-    reader, writer = await asyncio.open_connection(sim.host, sim.port)
-    yield Raw(reader, writer)
-    writer.close()
+    client = await Raw.connect(sim.host, sim.port)
+    yield client
+    await client.close()
 
 
 async def test_identity_and_limits(raw: Raw) -> None:
@@ -49,20 +43,21 @@ async def test_identity_and_limits(raw: Raw) -> None:
 
 
 async def test_model_reply_variant() -> None:
-    async with MansonSimulator(clock=Clock(), model_reply="3102 ") as sim:
-        reader, writer = await asyncio.open_connection(sim.host, sim.port)
-        assert await Raw(reader, writer)(b"GMOD\r") == b"3102 \rOK\r"
-        writer.close()
+    async with (
+        MansonSimulator(clock=Clock(), model_reply="3102 ") as sim,
+        await Raw.connect(sim.host, sim.port) as raw,
+    ):
+        assert await raw(b"GMOD\r") == b"3102 \rOK\r"
 
 
 async def test_coarse_current_model() -> None:
-    async with MansonSimulator(clock=Clock(), model="HCS-3302") as sim:
-        reader, writer = await asyncio.open_connection(sim.host, sim.port)
-        raw = Raw(reader, writer)
+    async with (
+        MansonSimulator(clock=Clock(), model="HCS-3302") as sim,
+        await Raw.connect(sim.host, sim.port) as raw,
+    ):
         assert await raw(b"GMAX\r") == b"320150\rOK\r"  # 32.0 V, 15.0 A (x10 model)
         assert await raw(b"CURR015\r") == b"OK\r"
         assert sim.set_current_a == 1.5
-        writer.close()
 
 
 async def test_set_and_read_back(raw: Raw, sim: MansonSimulator) -> None:
@@ -106,10 +101,10 @@ async def test_crlf_and_lf_terminators_accepted(raw: Raw) -> None:
 
 
 async def test_invalid_and_unknown_commands_get_no_reply(raw: Raw, sim: MansonSimulator) -> None:
-    assert await raw(b"VOLT999\r") == b""  # above 36.0 V
-    assert await raw(b"VOLT33.0\r") == b""  # flowchem's malformed form
-    assert await raw(b"CURR600\r") == b""  # above 5.00 A
-    assert await raw(b"HELLO\r") == b""
+    assert await raw.unanswered(b"VOLT999\r")  # above 36.0 V
+    assert await raw.unanswered(b"VOLT33.0\r")  # flowchem's malformed form
+    assert await raw.unanswered(b"CURR600\r")  # above 5.00 A
+    assert await raw.unanswered(b"HELLO\r")
     assert sim.set_voltage_v == 0.0
     assert await raw(b"GMOD\r") == b"HCS-3102\rOK\r"
 
@@ -125,13 +120,16 @@ async def test_presets(raw: Raw, sim: MansonSimulator) -> None:
 
 async def test_faults(raw: Raw, sim: MansonSimulator) -> None:
     sim.faults.inject("no_reply")
-    assert await raw(b"GMOD\r") == b""
+    assert await raw.unanswered(b"GMOD\r")
     sim.faults.inject("device_error")
-    assert await raw(b"SOUT0\r") == b"\r"  # no OK
+    await raw.send(b"SOUT0\r")
+    assert await raw.read(b"\r") == b"\r"
+    assert await raw.silent(QUIET_S)  # no OK
     sim.faults.inject("garbled")
-    garbled = await raw(b"GMOD\r", wait_s=0.1)
-    assert garbled != b"HCS-3102\rOK\r" and len(garbled) == 12
-    await asyncio.sleep(0.05)
+    await raw.send(b"GMOD\r")
+    assert await raw.read_exactly(12) != b"HCS-3102\rOK\r"
     sim.faults.inject("drop")
-    assert await raw(b"GMOD\r") == b""
+    await raw.send(b"GMOD\r")
+    assert await raw.closed_by_peer()
+    assert raw.buffer == b""
     assert sim.received[-1] == b"GMOD"

@@ -6,28 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from wire import WAIT_S, Framer, RawClient, h, mbap_length, registers, rtu, rtu_reply_length
 
 from robochem.clock import Clock
 from robochem.simulator.modbus_reactor import PhotoreactorSimulator
-
-
-def crc(frame: bytes) -> bytes:
-    """Modbus CRC-16, written here independently of the simulator's."""
-    value = 0xFFFF
-    for byte in frame:
-        value ^= byte
-        for _ in range(8):
-            value = (value >> 1) ^ 0xA001 if value & 1 else value >> 1
-    return bytes([value & 0xFF, value >> 8])
-
-
-def rtu(hex_pdu: str) -> bytes:
-    frame = bytes.fromhex(hex_pdu)
-    return frame + crc(frame)
-
-
-def h(text: str) -> bytes:
-    return bytes.fromhex(text)
 
 
 class ManualClock(Clock):
@@ -41,25 +23,36 @@ class ManualClock(Clock):
         self.t += seconds
 
 
-class Raw:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+#: A silence is observed over a window: long enough that a reply would have come.
+QUIET_S = 0.3
 
-    async def __call__(self, frame: bytes, wait_s: float = 0.3) -> bytes | None:
-        self.writer.write(frame)
-        await self.writer.drain()
+
+class Raw(RawClient):
+    """Sends a frame and reads one framed reply (RTU unless told MBAP)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        framer: Framer = rtu_reply_length,
+    ) -> None:
+        super().__init__(reader, writer)
+        self.framer = framer
+
+    async def __call__(self, frame: bytes) -> bytes:
+        """The reply; b"" if the simulator closed the connection instead."""
+        await self.send(frame)
+        return await self.reply()
+
+    async def reply(self) -> bytes:
         try:
-            data = await asyncio.wait_for(self.reader.read(512), wait_s)
-        except TimeoutError:
-            return None
-        while True:  # collect the rest of a reply that arrived in pieces
-            try:
-                more = await asyncio.wait_for(self.reader.read(512), 0.03)
-            except TimeoutError:
-                return data
-            if not more:
-                return data
-            data += more
+            return await self.read(self.framer, WAIT_S)
+        except ConnectionError:
+            return b""
+
+    async def unanswered(self, frame: bytes, quiet_s: float = QUIET_S) -> bool:
+        await self.send(frame)
+        return await self.silent(quiet_s)
 
 
 @pytest.fixture
@@ -97,13 +90,6 @@ HEARTBEAT_42 = h("01 06 30 09 00 2A D7 17")
 EXC_03 = h("01 86 03 02 61")
 EXC_04 = h("01 86 04 43 A3")
 FAN_ON = rtu("01 06 30 05 00 01")
-
-
-def registers(reply: bytes) -> list[int]:
-    assert reply[1] in (3, 4) and reply[2] == len(reply) - 5, reply.hex(" ")
-    assert crc(reply[:-2]) == reply[-2:]
-    body = reply[3:-2]
-    return [int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body), 2)]
 
 
 # -- Omron block: golden frames ------------------------------------------------------
@@ -189,14 +175,14 @@ async def test_unknown_operation_command_is_03(raw: Raw) -> None:
 
 async def test_software_reset_sends_no_reply(raw: Raw, sim: PhotoreactorSimulator) -> None:
     assert await raw(COMM_ON) == COMM_ON
-    assert await raw(rtu("01 06 00 00 06 00")) is None
+    assert await raw.unanswered(rtu("01 06 00 00 06 00"))
     assert sim.comm_writing is False
     assert await raw(READ_PV) == h("01 03 02 00 FD 79 C5")  # and it answers again
 
 
 async def test_other_unit_and_bad_crc_get_silence(raw: Raw) -> None:
-    assert await raw(rtu("02 03 20 00 00 01")) is None
-    assert await raw(h("01 03 20 00 00 01 8F CB")) is None
+    assert await raw.unanswered(rtu("02 03 20 00 00 01"))
+    assert await raw.unanswered(h("01 03 20 00 00 01 8F CB"))
     assert await raw(READ_PV) == h("01 03 02 00 FD 79 C5")
 
 
@@ -396,16 +382,18 @@ async def test_sensor_error_and_alarms_in_status(raw: Raw, sim: PhotoreactorSimu
 async def test_fault_kinds(raw: Raw, sim: PhotoreactorSimulator) -> None:
     good = h("01 03 02 00 FD 79 C5")
     sim.faults.inject("no_reply")
-    assert await raw(READ_PV) is None
+    assert await raw.unanswered(READ_PV)
     sim.faults.inject("garbled")
-    garbled = await raw(READ_PV)
-    assert garbled is not None and garbled != good and len(garbled) == len(good)
+    await raw.send(READ_PV)
+    garbled = await raw.read_exactly(len(good))  # a garbled byte count would mislead framing
+    assert garbled != good
     sim.faults.inject("device_error")
     assert await raw(READ_PV) == rtu("01 83 04")
     sim.faults.inject("late_reply", delay_s=0.4)
-    assert await raw(READ_PV, wait_s=0.2) is None
-    await asyncio.sleep(0.3)
-    assert await raw(READ_PV) == good + good  # the late reply, then this one
+    assert await raw.unanswered(READ_PV, quiet_s=0.2)
+    # The simulator answers in order: the late reply, then this one.
+    assert await raw(READ_PV) == good
+    assert await raw.reply() == good
     sim.faults.inject("drop")
     assert await raw(READ_PV) == b""  # connection closed
     assert sim.received[-1] == READ_PV
@@ -421,7 +409,7 @@ async def test_modbus_tcp_mode(clock: ManualClock) -> None:
     async with PhotoreactorSimulator(clock=clock, modbus_tcp=True) as sim:
         assert sim.url().startswith("modbus+tcp://127.0.0.1:")
         reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
-        raw = Raw(reader, writer)
+        raw = Raw(reader, writer, framer=mbap_length)
         frame = h("00 01 00 00 00 06 01 06 30 01 01 F4")  # devices.md §8 MBAP example
         assert await raw(frame) == frame
         assert sim.led_setpoint_permille == 500

@@ -11,6 +11,7 @@ from pathlib import Path
 import nmrglue as ng
 import numpy as np
 import pytest
+from wire import WAIT_S, RawClient, wait_until
 
 from robochem.clock import Clock
 from robochem.simulator.base import FaultKind
@@ -24,50 +25,31 @@ def msg(body: str) -> bytes:
     return DECL + b"\n<Message>" + body.encode() + b"</Message>"
 
 
-class Raw:
+class Raw(RawClient):
     """A bare TCP client that sends documents and reads whole <Message>s."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.buffer = b""
+        super().__init__(reader, writer)
         self.raw: list[bytes] = []
 
-    async def send(self, *docs: bytes) -> None:
-        self.writer.write(b"".join(docs))
-        await self.writer.drain()
-
-    async def read(self, timeout_s: float = 2.0) -> ET.Element:
+    async def read_message(self, timeout_s: float = WAIT_S) -> ET.Element:
         """The next message's first child."""
-
-        async def one() -> bytes:
-            while b"</Message>" not in self.buffer:
-                chunk = await self.reader.read(65536)
-                if not chunk:
-                    raise ConnectionError("closed")
-                self.buffer += chunk
-            i = self.buffer.index(b"</Message>") + len(b"</Message>")
-            raw, self.buffer = self.buffer[:i], self.buffer[i:]
-            return raw
-
-        raw = await asyncio.wait_for(one(), timeout_s)
+        raw = await self.read(b"</Message>", timeout_s)
         self.raw.append(raw)
         root = ET.fromstring(raw.lstrip())
         assert root.tag == "Message" and len(root) == 1
         return root[0]
 
-    async def until(self, predicate, timeout_s: float = 5.0) -> list[ET.Element]:  # type: ignore[no-untyped-def]
+    async def until(self, predicate, timeout_s: float = WAIT_S) -> list[ET.Element]:  # type: ignore[no-untyped-def]
         """Read messages until one satisfies ``predicate``; return all read."""
         seen = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            el = await self.read(max(0.01, deadline - loop.time()))
+            el = await self.read_message(max(0.01, deadline - loop.time()))
             seen.append(el)
             if predicate(el):
                 return seen
-
-    async def close(self) -> None:
-        self.writer.close()
 
 
 def event(el: ET.Element) -> ET.Element:
@@ -104,7 +86,7 @@ async def raw(sim: SpinsolveSimulator) -> AsyncIterator[Raw]:
 async def test_url_and_hardware_response(sim: SpinsolveSimulator, raw: Raw) -> None:
     assert sim.url() == f"tcp://127.0.0.1:{sim.port}"
     await raw.send(msg("<HardwareRequest/>"))
-    resp = await raw.read()
+    resp = await raw.read_message()
     assert raw.raw[0].startswith(DECL) and raw.buffer == b"\n"  # declaration + newline
     assert resp.tag == "HardwareResponse"
     assert resp.findtext("ConnectedToHardware") == "true"
@@ -120,17 +102,17 @@ async def test_url_and_hardware_response(sim: SpinsolveSimulator, raw: Raw) -> N
 
 async def test_two_requests_in_one_segment_and_split_requests(raw: Raw) -> None:
     await raw.send(msg("<HardwareRequest/>") + b"\n  " + msg("<GetRequest><Solvent/></GetRequest>"))
-    assert (await raw.read()).tag == "HardwareResponse"
-    assert (await raw.read()).findtext("Solvent") == "Acetonitrile"
+    assert (await raw.read_message()).tag == "HardwareResponse"
+    assert (await raw.read_message()).findtext("Solvent") == "Acetonitrile"
     data = msg("<GetRequest><Sample/></GetRequest>")
     for k in range(0, len(data), 5):
         await raw.send(data[k : k + 5])
-    assert (await raw.read()).tag == "GetResponse"
+    assert (await raw.read_message()).tag == "GetResponse"
 
 
 async def test_available_protocol_options(raw: Raw) -> None:
     await raw.send(msg("<AvailableProtocolOptionsRequest/>"))
-    resp = await raw.read()
+    resp = await raw.read_message()
     assert resp.tag == "AvailableProtocolOptionsResponse"
     table = {
         p.get("protocol"): {o.get("name"): [v.text for v in o.findall("Value")] for o in p}
@@ -165,15 +147,15 @@ async def test_get_and_set(sim: SpinsolveSimulator, raw: Raw) -> None:
         msg("<GetRequest><UserData/></GetRequest>"),
         msg("<GetRequest><DataFolder/></GetRequest>"),
     )
-    assert (await raw.read()).findtext("Sample") == "rxn_0042"
-    assert (await raw.read()).findtext("Solvent") == "CDCl3"
-    data = (await raw.read()).find("UserData")
+    assert (await raw.read_message()).findtext("Sample") == "rxn_0042"
+    assert (await raw.read_message()).findtext("Solvent") == "CDCl3"
+    data = (await raw.read_message()).find("UserData")
     assert data is not None
     assert [d.attrib for d in data] == [
         {"key": "Comment", "value": "BO iter 5"},
         {"key": "campaign", "value": "c1"},
     ]
-    assert (await raw.read()).findtext("DataFolder/UserFolder") == "D:/nmr/c1/exp0042"
+    assert (await raw.read_message()).findtext("DataFolder/UserFolder") == "D:/nmr/c1/exp0042"
     assert sim.user_data == {"Comment": "BO iter 5", "campaign": "c1"}
 
 
@@ -185,7 +167,7 @@ async def test_flowchem_forms_are_not_accepted(sim: SpinsolveSimulator, raw: Raw
         msg("<Set><DataFolder/></Set>"),
         msg("<GetRequest><UserData/></GetRequest>"),
     )
-    data = (await raw.read()).find("UserData")
+    data = (await raw.read_message()).find("UserData")
     assert data is not None and len(data) == 0
     assert (sim.folder_mode, sim.folder_value) == before
 
@@ -198,7 +180,7 @@ async def test_estimate_duration(raw: Raw) -> None:
             'value="10"/></EstimateDurationRequest>'
         )
     )
-    resp = await raw.read()
+    resp = await raw.read_message()
     assert resp.tag == "EstimateDurationResponse"
     assert float(resp.get("durationInSeconds", "")) == 160 and not resp.get("error")
     await raw.send(
@@ -207,14 +189,14 @@ async def test_estimate_duration(raw: Raw) -> None:
             '<Option name="Scan" value="QuickScan"/></EstimateDurationRequest>'
         )
     )
-    assert float((await raw.read()).get("durationInSeconds", "")) == 15
+    assert float((await raw.read_message()).get("durationInSeconds", "")) == 15
     await raw.send(
         msg(
             '<EstimateDurationRequest protocol="1D EXTENDED+">'
             '<Option name="Number" value="3"/></EstimateDurationRequest>'
         )
     )
-    assert "Invalid value" in (await raw.read()).get("error", "")
+    assert "Invalid value" in (await raw.read_message()).get("error", "")
 
 
 async def test_start_sequence_and_files(tmp_path: Path) -> None:
@@ -249,8 +231,9 @@ async def _start_sequence_and_files(
     assert first.tag == "State" and first.get("status") == "Running"
     assert first.get("dataFolder") == str(folder) and first.get("protocol") == "1D EXTENDED+"
     progress = [e for e in middle if e.tag == "Progress"]
-    # about once a simulated second: never more often (fewer when the host is slow)
-    assert len(progress) == len(middle) and 20 <= len(progress) <= 80
+    # about once a simulated second: never more often; fewer when a loaded host wakes the
+    # simulator late, so the lower bound only asks for a progress report at all
+    assert len(progress) == len(middle) and 1 <= len(progress) <= 80
     pcts = [int(p.get("percentage", "")) for p in progress]
     assert pcts == sorted(pcts) and pcts[-1] == 100
     remaining = [int(p.get("secondsRemaining", "")) for p in progress]
@@ -298,7 +281,7 @@ async def test_start_while_busy_and_abort(sim: SpinsolveSimulator, raw: Raw) -> 
             '<Option name="RepetitionTime" value="60"/></Start>'
         )
     )
-    assert event(await raw.read()).get("status") == "Running"
+    assert event(await raw.read_message()).get("status") == "Running"
     await raw.send(msg('<Start protocol="1D PROTON"/>'))
     busy = await raw.until(lambda e: event(e).tag == "Error")
     assert "busy" in event(busy[-1]).get("error", "")
@@ -313,21 +296,21 @@ async def test_start_while_busy_and_abort(sim: SpinsolveSimulator, raw: Raw) -> 
 
 async def test_start_rejections(sim: SpinsolveSimulator, raw: Raw) -> None:
     await raw.send(msg('<Start protocol="2D MAGIC"/>'))
-    assert "Unknown protocol" in event(await raw.read()).get("error", "")
+    assert "Unknown protocol" in event(await raw.read_message()).get("error", "")
     await raw.send(
         msg('<Start protocol="1D EXTENDED+"><Option name="PulseAngle" value="77"/></Start>')
     )
-    assert "Invalid value" in event(await raw.read()).get("error", "")
+    assert "Invalid value" in event(await raw.read_message()).get("error", "")
     sim.connected_to_hardware = False
     await raw.send(msg('<Start protocol="1D PROTON"/>'))
-    assert "hardware" in event(await raw.read()).get("error", "")
+    assert "hardware" in event(await raw.read_message()).get("error", "")
 
 
 async def test_shim_requests_change_line_width(
     sim: SpinsolveSimulator, raw: Raw, clock: Clock
 ) -> None:
     await raw.send(msg("<CheckShimRequest/>"))
-    check = await raw.read()
+    check = await raw.read_message()
     assert check.tag == "CheckShimResponse" and check.get("error") is None
     assert [c.tag for c in check] == [
         "OperatingTemperature",
@@ -340,27 +323,25 @@ async def test_shim_requests_change_line_width(
     assert float(check.findtext("LineWidth", "")) == pytest.approx(1.5, abs=0.05)
     t0 = clock.now()
     await raw.send(msg("<QuickShimRequest/>"))
-    quick = await raw.read()
+    quick = await raw.read_message()
     assert clock.now() - t0 >= 180  # QuickShim takes simulated minutes
     assert float(quick.findtext("LineWidth", "")) == pytest.approx(0.9, abs=0.01)
     assert quick.findtext("SystemIsReady") == "true"
     # the line width drifts after shimming, and the synthesiser gets the current value
     sim.shim_drift_hz_per_hour = 3600.0  # 1 Hz per simulated second, to see it quickly
-    await asyncio.sleep(0.002)
-    assert sim.line_width_hz > 0.9 + 1.0
+    await wait_until(lambda: sim.line_width_hz > 0.9 + 1.0)  # a few simulated seconds
     await raw.send(msg("<CheckShimRequest/>"))
-    assert (await raw.read()).findtext("SystemIsReady") == "false"
+    assert (await raw.read_message()).findtext("SystemIsReady") == "false"
 
 
 async def test_shim_request_abort_and_busy(sim: SpinsolveSimulator, raw: Raw) -> None:
     await raw.send(msg("<PowerShimRequest/>"))
-    await asyncio.sleep(0.05)
-    assert sim.busy_with == "PowerShim"
+    await wait_until(lambda: sim.busy_with == "PowerShim")
     await raw.send(msg("<CheckShimRequest/>"))
-    busy = await raw.read()
+    busy = await raw.read_message()
     assert busy.tag == "CheckShimResponse" and "busy" in busy.get("error", "")
     await raw.send(msg("<Abort/>"))
-    aborted = await raw.read()
+    aborted = await raw.read_message()
     assert aborted.tag == "PowerShimResponse" and aborted.get("error") == "Shim aborted"
     assert aborted.findtext("SystemIsReady") == "false"
 
@@ -430,11 +411,11 @@ async def test_spectrum_source_may_return_an_fid(clock: Clock, tmp_path: Path) -
 async def test_device_error_forms(sim: SpinsolveSimulator, raw: Raw) -> None:
     sim.faults.inject(FaultKind.DEVICE_ERROR, count=3)
     await raw.send(msg("<HardwareRequest/>"))
-    assert (await raw.read()).findtext("ConnectedToHardware") == "false"
+    assert (await raw.read_message()).findtext("ConnectedToHardware") == "false"
     await raw.send(msg("<QuickShimRequest/>"))
-    assert (await raw.read()).get("error")
+    assert (await raw.read_message()).get("error")
     await raw.send(msg('<Start protocol="1D PROTON"/>'))
-    assert event(await raw.read()).tag == "Error"
+    assert event(await raw.read_message()).tag == "Error"
     assert sim.busy_with is None
 
 
@@ -442,31 +423,31 @@ async def test_garbled_reply_is_unparseable_but_framed(sim: SpinsolveSimulator, 
     sim.faults.inject(FaultKind.GARBLED)
     await raw.send(msg("<HardwareRequest/>"), msg("<HardwareRequest/>"))
     with pytest.raises(ET.ParseError):
-        await raw.read()
-    assert (await raw.read()).tag == "HardwareResponse"  # the next message is intact
+        await raw.read_message()
+    assert (await raw.read_message()).tag == "HardwareResponse"  # the next message is intact
 
 
 async def test_no_reply_late_reply_and_drop(sim: SpinsolveSimulator, raw: Raw) -> None:
     sim.faults.inject(FaultKind.NO_REPLY)
     await raw.send(msg("<HardwareRequest/>"))
     with pytest.raises(TimeoutError):
-        await raw.read(0.2)
+        await raw.read_message(0.2)
     sim.faults.inject(FaultKind.LATE_REPLY, delay_s=0.3)
     await raw.send(msg("<HardwareRequest/>"))
     with pytest.raises(TimeoutError):
-        await raw.read(0.1)
-    assert (await raw.read(1.0)).tag == "HardwareResponse"
+        await raw.read_message(0.1)
+    assert (await raw.read_message()).tag == "HardwareResponse"
     sim.faults.inject(FaultKind.DROP)
     await raw.send(msg("<HardwareRequest/>"))
     with pytest.raises(ConnectionError):
-        await raw.read(1.0)
+        await raw.read_message()
 
 
 async def test_set_messages_do_not_consume_faults(sim: SpinsolveSimulator, raw: Raw) -> None:
     sim.faults.inject(FaultKind.NO_REPLY)
     await raw.send(msg("<Set><Sample>x</Sample></Set>"), msg("<Abort/>"), msg("<HardwareRequest/>"))
     with pytest.raises(TimeoutError):
-        await raw.read(0.2)
+        await raw.read_message(0.2)
     assert sim.sample == "x"
 
 
@@ -484,12 +465,12 @@ async def test_out_of_order_notifications(sim: SpinsolveSimulator, raw: Raw) -> 
     assert rest[0].tag == "Progress"  # progress before the Running state
     assert rest[1].tag == "State" and rest[1].get("status") == "Running"
     assert rest[-1].get("successful") == "true"
-    ready = event(await raw.read())  # Ready after Completed
+    ready = event(await raw.read_message())  # Ready after Completed
     assert ready.tag == "State" and ready.get("status") == "Ready"
 
 
 async def test_late_file(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, clock: Clock) -> None:
-    sim.inject_acquisition_fault("late_file", delay_s=300.0)  # 0.3 s wall
+    sim.inject_acquisition_fault("late_file", delay_s=3000.0)  # 3 s wall: well after the check
     folder = tmp_path / "late"
     await raw.send(
         msg(f"<Set><DataFolder><UserFolder>{folder}</UserFolder></DataFolder></Set>"),
@@ -498,11 +479,7 @@ async def test_late_file(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, cloc
     done = event((await raw.until(is_completed))[-1])
     assert done.get("successful") == "true"
     assert not (folder / "data.1d").exists()
-    for _ in range(200):  # bounded: 2 wall s
-        if (folder / "data.1d").is_file():
-            break
-        await asyncio.sleep(0.01)
-    assert (folder / "data.1d").is_file()
+    await wait_until((folder / "data.1d").is_file)
 
 
 @pytest.mark.parametrize("kind", ["unsuccessful", "acquisition_error"])
@@ -521,4 +498,4 @@ async def test_failing_runs(sim: SpinsolveSimulator, raw: Raw, tmp_path: Path, k
 
 async def test_malformed_request_is_ignored(raw: Raw) -> None:
     await raw.send(b"<?xml version='1.0'?><Message><Oops></Message>", msg("<HardwareRequest/>"))
-    assert (await raw.read()).tag == "HardwareResponse"
+    assert (await raw.read_message()).tag == "HardwareResponse"
