@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from wire import WAIT_S, wait_until
 
 from robochem.clock import Clock
 from robochem.drivers.errors import ConnectionLost, ReplyTimeout
@@ -120,7 +121,12 @@ async def test_timeout_is_bounded_and_link_recovers(transport, echo):
     t0 = time.monotonic()
     with pytest.raises(ReplyTimeout, match=r"within 0\.3 s"):
         await transport.exchange(b"A\r", CR)
-    assert 0.25 < time.monotonic() - t0 < 0.9
+    waited = time.monotonic() - t0
+    # The transport's timeouts are wall seconds (no clock to inject). A timer never fires
+    # early, whatever the load: the lower bound is exact. The upper one is only "it fired
+    # rather than hung", generous for a loaded machine.
+    assert waited >= 0.3 - 0.01
+    assert waited < 5.0
     assert await transport.exchange(b"B\r", CR) == b"R:B\r"
 
 
@@ -179,30 +185,44 @@ async def test_lock_serialises_concurrent_exchanges(transport, echo):
 async def test_stale_bytes_are_drained(transport, echo):
     assert await transport.exchange(b"A\r", CR) == b"R:A\r"
     echo.broadcast(b"UNASKED\r")
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: pending(transport))  # arrived before the next exchange
     assert await transport.exchange(b"B\r", CR) == b"R:B\r"
 
 
 async def test_cancelled_exchange_does_not_leak_its_reply_into_the_next(transport, echo):
     """A command cancelled while its reply is on the way (an abort mid-step): the reply's
     tail, arriving late, must not be taken as the next command's reply."""
+    tail_sent = asyncio.Event()
 
-    def slow_replies(request: bytes) -> bytes | None:
-        loop = asyncio.get_running_loop()
-        if request == b"STOP":  # first byte now, the rest 0.1 s later
-            loop.call_later(0.1, echo.broadcast, b"TOP\r")
-            return b"S"
-        loop.call_later(0.2, echo.broadcast, b"R:" + request + b"\r")  # a slow device
+    def send_tail() -> None:
+        echo.broadcast(b"TOP\r")
+        tail_sent.set()
+
+    def slow_device(request: bytes) -> bytes | None:
+        if request == b"STOP":
+            return b"S"  # the first byte now, the rest when the test says
+        # A slow device: it answers only after the old tail went out, so a transport that
+        # wrote B without waiting for the line to fall quiet reads the tail as B's reply.
+        reply = b"R:" + request + b"\r"
+        if tail_sent.is_set():
+            return reply
+        asyncio.get_running_loop().create_task(_after(tail_sent, echo.broadcast, reply))
         return None
 
-    echo.handle = slow_replies
+    echo.handle = slow_device
     task = asyncio.create_task(transport.exchange(b"STOP\r", CR, timeout_s=1.0))
-    await asyncio.sleep(0.05)  # written, first byte of the reply read
+    await wait_until(lambda: echo.received == [b"STOP"])  # written
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # the old reply's tail arrives while this exchange waits for its own reply
-    assert await transport.exchange(b"B\r", CR, timeout_s=1.0) == b"R:B\r"
+    asyncio.get_running_loop().call_later(0.1, send_tail)
+    assert await transport.exchange(b"B\r", CR, timeout_s=WAIT_S) == b"R:B\r"
+
+
+async def _after(event: asyncio.Event, fn, *args) -> None:  # type: ignore[no-untyped-def]
+    await event.wait()
+    fn(*args)
 
 
 async def test_negative_framer_waits_for_settle(transport, echo):
@@ -215,11 +235,15 @@ async def test_negative_framer_waits_for_settle(transport, echo):
     def framer(buffer: bytes) -> int:  # "…:" might be the end, or not
         return -len(buffer) if buffer.endswith(b":") else 0
 
+    # A settle window far longer than the tail's 10 ms delay: a loaded machine cannot
+    # make the tail miss it.
+    transport.settle_s, transport.timeout_s = 0.5, WAIT_S
     assert await transport.exchange(b"A\r", framer) == b"HEAD:-TAIL:"
     echo.handle = lambda request: b"ONLY:"
     t0 = time.monotonic()
     assert await transport.exchange(b"B\r", framer) == b"ONLY:"
-    assert time.monotonic() - t0 >= transport.settle_s * 0.9
+    # a lower bound only: the wait can be longer on a loaded machine, never shorter
+    assert time.monotonic() - t0 >= transport.settle_s - 0.01
 
 
 async def test_read_unsolicited(transport, echo):
@@ -242,24 +266,35 @@ async def test_cannot_open_closed_port(echo):
 async def test_a_cancelled_exchange_costs_the_next_one_little_time(kind, echo):
     """After a cancellation the line is waited quiet once; a long late tail is read in one
     go (pyserial's socket:// says one byte waits whatever waits), not a byte per wait."""
-    transport = open_byte_transport(echo.url(kind), timeout_s=3.0)
+    transport = open_byte_transport(echo.url(kind), timeout_s=20.0)
 
     def replies(request: bytes) -> bytes | None:
         if request == b"STOP":
-            asyncio.get_running_loop().call_later(0.1, echo.broadcast, b"T" * 40 + b"\r")
             return b"S"
         return b"R:" + request + b"\r"
 
     echo.handle = replies
     try:
         task = asyncio.create_task(transport.exchange(b"STOP\r", CR))
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: echo.received == [b"STOP"])  # written
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.sleep(0.2)  # the whole tail is waiting
+        # On loopback the whole tail is in the client's receive buffer once written.
+        echo.broadcast(b"T" * 100 + b"\r")
         t0 = time.monotonic()
         assert await transport.exchange(b"B\r", CR) == b"R:B\r"
-        assert time.monotonic() - t0 < 1.5  # was the link's whole 3 s timeout
+        # A one-sided bound, generous for a loaded machine: reading the tail at once and
+        # one quiet window take well under a second; a byte per 0.2 s quiet window would
+        # take 20 s (the link's whole timeout).
+        assert time.monotonic() - t0 < 8.0
     finally:
         await transport.close()
+
+
+def pending(transport) -> bool:  # type: ignore[no-untyped-def]
+    """Bytes have arrived at ``transport`` unread (peeks at its private link: the
+    transport has no public way to say so)."""
+    if isinstance(transport, TcpTransport):
+        return bool(transport._reader is not None and transport._reader._buffer)
+    return bool(transport._port is not None and transport._port.in_waiting)
