@@ -11,6 +11,7 @@ machine makes a test slower, never wrong. The deadlines are generous on purpose.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import queue
 import re
 import subprocess
@@ -34,11 +35,14 @@ async def wait_until(
     what: str = "",
 ) -> Any:
     """Poll ``predicate`` (while the event loop runs) until it is truthy; return its value.
+    ``predicate`` may return an awaitable (a device query).
 
     Fails (AssertionError) only when ``timeout_s`` wall seconds pass without it holding."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
+        if inspect.isawaitable(value):  # a condition read from a device
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:
@@ -297,3 +301,26 @@ def proc_lines(proc: subprocess.Popen[str]) -> Lines:
         existing = Lines(proc.stdout)
         proc._test_lines = existing  # type: ignore[attr-defined]
     return existing
+
+
+# -- peeks the product offers no public way for -------------------------------------------
+
+
+def connections_served(sim: Any) -> bool:
+    """No client connection is open on ``sim`` any more: each connection's serve loop has
+    ended, so a late reply it was holding has been written (to a closed peer).
+
+    Reads the simulators' private connection set: they count connections accepted, not
+    open ones (a public ``open_connections`` would do)."""
+    server = getattr(sim, "proxy", None) or sim
+    return not server._writers
+
+
+def unread(transport: Any) -> bool:
+    """Bytes have arrived at a drivers' byte transport and are not read yet (peeks at its
+    private link; the transport has no public way to say so)."""
+    reader = getattr(transport, "_reader", None)
+    if reader is not None:
+        return bool(reader._buffer)
+    port = getattr(transport, "_port", None)
+    return bool(port is not None and port.in_waiting)

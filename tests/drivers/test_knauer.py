@@ -253,7 +253,8 @@ async def test_set_is_not_retried_no_reply_times_out(running, manual_clock):
     t0 = time.monotonic()
     with pytest.raises(ReplyTimeout):
         await pump.start()
-    assert time.monotonic() - t0 < T + 0.5
+    # Only "it fired rather than hung": a one-sided bound, generous for a loaded machine.
+    assert time.monotonic() - t0 < 5.0
     assert sim.received[n:] == [b"ON"]
     await pump.stop()
     assert not sim.running

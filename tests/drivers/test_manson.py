@@ -9,6 +9,7 @@ import types
 from collections.abc import AsyncIterator
 
 import pytest
+from wire import connections_served, wait_until
 
 from robochem.clock import Clock
 from robochem.drivers import open_device
@@ -171,7 +172,9 @@ async def test_no_reply_to_a_set_command(supply: MansonLedSupply, sim) -> None:
     start = time.monotonic()
     with pytest.raises(ReplyTimeout):
         await supply.light_on()
-    assert time.monotonic() - start < TIMEOUT + 0.5
+    # Only "it fired rather than hung": a one-sided bound, generous for a loaded machine.
+    assert time.monotonic() - start < 5.0
+    assert sim.received.count(b"SOUT0") == 1  # a set command is not retried
     await supply.light_on()
     assert sim.output_on
 
@@ -189,7 +192,7 @@ async def test_late_reply_is_not_taken_for_the_next(supply: MansonLedSupply, sim
     sim.faults.inject("late_reply", delay_s=2 * TIMEOUT)
     with pytest.raises(ReplyTimeout):
         await supply.set_intensity(50)
-    await asyncio.sleep(2 * TIMEOUT)
+    await wait_until(lambda: connections_served(sim))  # the late reply landed on the old link
     await supply.light_on()
     assert await supply.get_intensity() == 50.0
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import types
 from collections.abc import AsyncIterator
 
 import pytest
+from wire import connections_served, h, rtu, wait_until
 
 from robochem.clock import Clock
 from robochem.drivers import open_device
@@ -27,21 +27,6 @@ from robochem.simulator.modbus_reactor import PhotoreactorSimulator
 TIMEOUT = 0.6
 
 
-def crc(frame: bytes) -> bytes:
-    value = 0xFFFF
-    for byte in frame:
-        value ^= byte
-        for _ in range(8):
-            value = (value >> 1) ^ 0xA001 if value & 1 else value >> 1
-    return bytes([value & 0xFF, value >> 8])
-
-
-def rtu(hex_pdu: str) -> bytes:
-    frame = bytes.fromhex(hex_pdu)
-    return frame + crc(frame)
-
-
-h = bytes.fromhex
 COMM_ON = h("01 06 00 00 00 01 48 0A")
 RAM_MODE = rtu("01 06 00 00 04 01")
 RUN = h("01 06 00 00 01 00 88 5A")
@@ -167,11 +152,10 @@ async def test_run_and_stop_golden_frames(omron: OmronE5CC, sim) -> None:
 async def test_run_reaches_setpoint(omron: OmronE5CC) -> None:
     await omron.set_setpoint(40.0)
     await omron.run()
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        if abs(await omron.get_temperature() - 40.0) < 0.3:
-            break
-        await asyncio.sleep(0.05)
+    async def near_setpoint() -> bool:
+        return abs(await omron.get_temperature() - 40.0) < 0.3
+
+    await wait_until(near_setpoint, interval=0.02)
     assert await omron.get_temperature() == pytest.approx(40.0, abs=0.3)
     status = await omron.temperature_status()
     assert status.setpoint_c == 40.0 and status.running and status.alarms == ()
@@ -240,13 +224,14 @@ async def test_other_unit_times_out(sim: PhotoreactorSimulator) -> None:
     start = time.monotonic()
     with pytest.raises(ReplyTimeout):
         await omron.connect()
-    assert time.monotonic() - start < 3 * TIMEOUT + 1
+    # Only "it fired rather than hung": a one-sided bound, generous for a loaded machine.
+    assert time.monotonic() - start < 8.0
     assert not omron.transport.is_open  # a failed connect leaves no link open
 
 
 async def test_link_cut_by_the_device_side_heals(omron: OmronE5CC, sim) -> None:
     sim.disconnect_clients()
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: not omron.transport.is_open)  # the driver saw the link go
     assert await omron.set_setpoint(33.0) == 33.0
     assert sim.connections == 2
 
@@ -267,8 +252,9 @@ async def test_link_faults_on_a_write_raise_communication_error(
     start = time.monotonic()
     with pytest.raises(CommunicationError):
         await omron.set_setpoint(45.0)
-    assert time.monotonic() - start < TIMEOUT + 1.2
-    await asyncio.sleep(2 * TIMEOUT)  # let a late reply land on the closed link
+    # Only "it fired rather than hung": a one-sided bound, generous for a loaded machine.
+    assert time.monotonic() - start < 5.0
+    await wait_until(lambda: connections_served(sim))  # a late reply landed on the old link
     await _recovers(omron)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import nmrglue as ng
 import numpy as np
 import pytest
+from wire import WAIT_S, wait_until
 
 from robochem.clock import Clock, set_clock
 from robochem.drivers.base import Acquisition
@@ -71,16 +72,9 @@ def sent(sim: SpinsolveSimulator, tag: str) -> list[ET.Element]:
     return out
 
 
-async def eventually(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
-    """Wait (wall time, bounded) until ``condition()`` holds."""
-    deadline = time.monotonic() + timeout_s
-    for _ in range(100_000):
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not reached in time")
+async def eventually(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
+    """Wait (wall time, bounded; fails only on timeout) until ``condition()`` holds."""
+    await wait_until(condition, timeout_s)
 
 
 def peak_ppm(folder: Path) -> list[float]:
@@ -370,7 +364,9 @@ async def test_abort_ends_the_acquisition(
     with pytest.raises(DeviceFault, match="aborted") as exc:
         await task
     assert exc.value.code == "aborted"
-    assert time.monotonic() - t0 < 1.0
+    # A one-sided bound, generous for a loaded machine: the abort ends it, rather than the
+    # four simulated hours of the acquisition running out.
+    assert time.monotonic() - t0 < 5.0
     assert sim.busy_with is None
     assert not (tmp_path / "long" / "data.1d").exists()
     acq = await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "next")
@@ -416,7 +412,8 @@ async def test_request_faults(
     t0 = time.monotonic()
     with pytest.raises(error):
         await nmr.hardware_check()
-    assert time.monotonic() - t0 < TIMEOUT + 0.2
+    # Only "it fired rather than hung": a one-sided bound, generous for a loaded machine.
+    assert time.monotonic() - t0 < 5.0
     # the next call works (on a fresh connection where the old one is suspect)
     assert (await nmr.hardware_check()).connected
 
@@ -465,10 +462,13 @@ async def test_start_faults(
     t0 = time.monotonic()
     with pytest.raises(error):
         await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "a")
-    # the start wait, plus at most one more timeout waiting for the abort to land
-    assert time.monotonic() - t0 < 2 * TIMEOUT + 0.2
+    # the start wait, then at most a timeout for the abort to land; only "it fired rather
+    # than hung": a one-sided bound, generous for a loaded machine
+    assert time.monotonic() - t0 < 5.0
     if kind is FaultKind.LATE_REPLY:
-        await asyncio.sleep(0.5)  # the device is deaf until its late reply went out
+        # the device is deaf until its late reply went out: it reads the driver's Abort,
+        # queued behind the Start, only then
+        await wait_until(lambda: b"<Abort" in sim.received[-1])
     # the driver aborted whatever may have started
     await eventually(lambda: sim.busy_with is None)
     acq = await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "b")
@@ -506,7 +506,8 @@ async def test_stale_notifications_flushed_before_start(
     )
     await nmr.hardware_check()
     sim.broadcast(stale)
-    await asyncio.sleep(0.05)
+    # arrived and queued by the driver before the Start (its private notification queue)
+    await wait_until(lambda: nmr._link is not None and nmr._link.notes.qsize() > 0)
     acq = await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "s")
     assert (acq.data_folder / "data.1d").is_file()
 
@@ -558,7 +559,9 @@ async def test_acquisition_that_never_completes_times_out(
     with pytest.raises(ReplyTimeout, match="budget"):
         await dev.acquire("1D EXTENDED+", {"Number": 64, "RepetitionTime": 60},
                           data_folder=tmp_path / "t")
-    assert time.monotonic() - t0 < 0.384 + 3 * TIMEOUT
+    # A one-sided bound, generous for a loaded machine: the budget (0.384 wall s) ends the
+    # wait, not the run's 3.84 wall s.
+    assert time.monotonic() - t0 < 3.0
     await eventually(lambda: sim.busy_with is None)  # aborted
     await dev.disconnect()
 
@@ -650,12 +653,14 @@ async def test_status_queries_while_a_shim_request_waits(
 
 
 async def test_reply_nobody_waits_for_is_dropped(
-    nmr: SpinsolveNMR, sim: SpinsolveSimulator
+    nmr: SpinsolveNMR, sim: SpinsolveSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("DEBUG", logger="robochem.drivers.wire")
     sim.broadcast(b"<?xml version='1.0' encoding='utf-8'?>\n<Message><HardwareResponse>"
                   b"<ConnectedToHardware>false</ConnectedToHardware></HardwareResponse>"
                   b"</Message>\n")
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: "dropped <HardwareResponse>" in caplog.text)  # read, before
+    # the request below
     assert (await nmr.hardware_check()).connected  # the stale "false" was not taken
 
 
@@ -667,7 +672,9 @@ async def test_state_ready_without_completed_ends_the_run(
     t0 = time.monotonic()
     acq = await nmr.acquire("1D PROTON", {"Scan": "QuickScan"}, data_folder=tmp_path / "r")
     assert (acq.data_folder / "data.1d").is_file()
-    assert time.monotonic() - t0 < 0.015 + 2 * TIMEOUT  # the run, then one grace period
+    # The run, then a grace period ends it rather than the wait hanging: a one-sided bound,
+    # generous for a loaded machine.
+    assert time.monotonic() - t0 < 5.0
 
 
 async def test_raw_bytes_are_logged_on_the_wire_logger(

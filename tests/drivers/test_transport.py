@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from wire import WAIT_S, wait_until
+from wire import WAIT_S, unread, wait_until
 
 from robochem.clock import Clock
 from robochem.drivers.errors import ConnectionLost, ReplyTimeout
@@ -185,7 +185,7 @@ async def test_lock_serialises_concurrent_exchanges(transport, echo):
 async def test_stale_bytes_are_drained(transport, echo):
     assert await transport.exchange(b"A\r", CR) == b"R:A\r"
     echo.broadcast(b"UNASKED\r")
-    await wait_until(lambda: pending(transport))  # arrived before the next exchange
+    await wait_until(lambda: unread(transport))  # arrived before the next exchange
     assert await transport.exchange(b"B\r", CR) == b"R:B\r"
 
 
@@ -291,10 +291,3 @@ async def test_a_cancelled_exchange_costs_the_next_one_little_time(kind, echo):
     finally:
         await transport.close()
 
-
-def pending(transport) -> bool:  # type: ignore[no-untyped-def]
-    """Bytes have arrived at ``transport`` unread (peeks at its private link: the
-    transport has no public way to say so)."""
-    if isinstance(transport, TcpTransport):
-        return bool(transport._reader is not None and transport._reader._buffer)
-    return bool(transport._port is not None and transport._port.in_waiting)
