@@ -2,6 +2,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import select
+from wire import WAIT_S, wait_until
 
 from robochem.clock import Clock
 from robochem.events import EventBus
@@ -62,9 +63,9 @@ async def test_stream_replays_history_then_continues_live(database: Database) ->
                 return
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: len(received) == 2)  # the stored ones: the stream is live now
     await bus.publish("engine", "finished", campaign_id=campaign.id)
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(task, WAIT_S)
     assert received == ["started", "step", "finished"]
     assert [e.kind for e in bus.history(campaign_id=campaign.id)] == received
 
