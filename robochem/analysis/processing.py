@@ -309,73 +309,19 @@ def _phase_from_lines(
 def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
     """Process a FID into a phased, baseline-corrected spectrum (not yet referenced)."""
     opts = options or ProcessingOptions()
-    data = np.array(fid.data, dtype=np.complex128)
-    n = data.size
-    tail = data[-max(n // 8, 1) :]
-    dc = complex(tail.mean())
-    data -= dc
-    data[0] *= 0.5
-    lb = opts.line_broadening_hz
-    apod = np.exp(-np.pi * lb * np.arange(n) / fid.sw_hz) if lb > 0 else np.ones(n)
-    data *= apod
-    size = max(opts.zero_fill, 2 * n)
-    size = 1 << int(np.ceil(np.log2(size)))
-    correlation = float(size * np.sum(apod * apod) / np.sum(apod) ** 2)
-    # nmrglue's zf_size + fft (NMR order: fftshift of the FFT); for an even size the shift
-    # is the FFT of the data with every second point negated, which saves a pass over the
-    # zero-filled spectrum
-    data[1::2] *= -1.0
-    spec = scipy.fft.fft(data, n=size)
+    n = fid.data.size
+    spec, dc, correlation = _transform(fid, opts)
+    size = spec.size
 
     # noise from the magnitude-free estimate: real and imaginary parts together
     sigma0 = _robust_sd(np.concatenate((spec.real[::8], spec.imag[::8])))
     mag = np.abs(spec)  # unchanged by phasing
-    fit_step = max(size // max(n, 1), 1)
-    lines = fit_strong_lines(spec, sigma0, fid.sw_hz / size, fit_step)
-    found = _phase_from_lines(lines, size) if lines else None
-    p0, p1, n_clusters = found if found is not None else _estimate_phase(spec, mag, sigma0)
-    if p0 or p1:
-        # nmrglue ps convention: × exp(i·(p0 + p1·k/size)), degrees
-        spec = spec * _phase_factors(p0, p1, size)
-        for ln in lines:
-            ln.amp *= np.exp(1j * (np.deg2rad(p0) + np.deg2rad(p1) * ln.index / size))
-    # a poorly fitted cluster (an unresolved blend) can come out several degrees off, and
-    # its dispersion tail (∝ 1/distance) would then reach far into other regions: trust
-    # the global phase there and keep its lines absorptive
-    by_cluster: dict[int, list[ComplexLine]] = {}
-    for ln in lines:
-        by_cluster.setdefault(ln.cluster, []).append(ln)
-    for members in by_cluster.values():
-        if members[0].quality < POOR_CLUSTER_QUALITY:
-            turn = np.exp(-1j * np.angle(sum((ln.amp for ln in members), 0j)))
-            for ln in members:
-                ln.amp *= turn
+    spec, lines, p0, p1, n_clusters = _phase(spec, mag, sigma0, fid.sw_hz, n)
 
     real = spec.real.copy()
     imag = spec.imag.copy()
     signal = _dilate(mag > 4.0 * sigma0, max(round(3.0 / (fid.sw_hz / size)), 4))
-    coeffs: list[float] = []
-    method = "none"
-    if opts.baseline == "polynomial":
-        free = np.flatnonzero(~signal)
-        if free.size > 16 * (opts.baseline_order + 1):
-            step = max(free.size // 4096, 1)
-            pick = free[::step]
-            xs = np.linspace(-1.0, 1.0, size)
-            # the strong lines' tails reach far beyond the masked peaks: fit the baseline
-            # to what is left once their model is subtracted, so they cannot bend it
-            tails = model_at(lines, pick.astype(float)).real if lines else 0.0
-            poly = np.polynomial.Polynomial.fit(
-                xs[pick], real[pick] - tails, opts.baseline_order, domain=[-1.0, 1.0]
-            )
-            coeffs = [float(c) for c in poly.coef]
-            # Horner on the whole axis (Polynomial.__call__ maps the domain first: slower)
-            curve = np.full(size, coeffs[-1])
-            for c in coeffs[-2::-1]:
-                curve *= xs
-                curve += c
-            real -= curve
-            method = f"polynomial(order={opts.baseline_order})"
+    coeffs, method = _subtract_baseline(real, signal, lines, opts)
     free_idx = np.flatnonzero(~signal)
     free_idx = free_idx[:: max(free_idx.size // 8192, 1)]
     free_real = real[free_idx]
@@ -394,7 +340,7 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
         sw_hz=fid.sw_hz,
         n_fid=n,
         size=size,
-        line_broadening_hz=lb,
+        line_broadening_hz=opts.line_broadening_hz,
         phase0_deg=p0,
         phase1_deg=p1,
         dc_offset=dc,
@@ -404,3 +350,86 @@ def process_fid(fid: FID, options: ProcessingOptions | None = None) -> Spectrum:
         lines=lines,
         noise_correlation=correlation,
     )
+
+
+def _transform(fid: FID, opts: ProcessingOptions) -> tuple[np.ndarray, complex, float]:
+    """(spectrum in NMR order, the DC offset removed, the noise correlation of the
+    apodized, zero-filled points): DC correction, first-point scaling, exponential line
+    broadening, zero filling to a power of two, FFT."""
+    data = np.array(fid.data, dtype=np.complex128)
+    n = data.size
+    tail = data[-max(n // 8, 1) :]
+    dc = complex(tail.mean())
+    data -= dc
+    data[0] *= 0.5
+    lb = opts.line_broadening_hz
+    apod = np.exp(-np.pi * lb * np.arange(n) / fid.sw_hz) if lb > 0 else np.ones(n)
+    data *= apod
+    size = max(opts.zero_fill, 2 * n)
+    size = 1 << int(np.ceil(np.log2(size)))
+    correlation = float(size * np.sum(apod * apod) / np.sum(apod) ** 2)
+    # nmrglue's zf_size + fft (NMR order: fftshift of the FFT); for an even size the shift
+    # is the FFT of the data with every second point negated, which saves a pass over the
+    # zero-filled spectrum
+    data[1::2] *= -1.0
+    return scipy.fft.fft(data, n=size), dc, correlation
+
+
+def _phase(
+    spec: np.ndarray, mag: np.ndarray, sigma0: float, sw_hz: float, n: int
+) -> tuple[np.ndarray, list[ComplexLine], float, float, int]:
+    """(phased spectrum, its strong lines, p0, p1 in degrees, clusters used): from the
+    strong lines' complex fits when there are any, else from peak windows."""
+    size = spec.size
+    fit_step = max(size // max(n, 1), 1)
+    lines = fit_strong_lines(spec, sigma0, sw_hz / size, fit_step)
+    found = _phase_from_lines(lines, size) if lines else None
+    p0, p1, n_clusters = found if found is not None else _estimate_phase(spec, mag, sigma0)
+    if p0 or p1:
+        # nmrglue ps convention: × exp(i·(p0 + p1·k/size)), degrees
+        spec = spec * _phase_factors(p0, p1, size)
+        for ln in lines:
+            ln.amp *= np.exp(1j * (np.deg2rad(p0) + np.deg2rad(p1) * ln.index / size))
+    # a poorly fitted cluster (an unresolved blend) can come out several degrees off, and
+    # its dispersion tail (∝ 1/distance) would then reach far into other regions: trust
+    # the global phase there and keep its lines absorptive
+    by_cluster: dict[int, list[ComplexLine]] = {}
+    for ln in lines:
+        by_cluster.setdefault(ln.cluster, []).append(ln)
+    for members in by_cluster.values():
+        if members[0].quality < POOR_CLUSTER_QUALITY:
+            turn = np.exp(-1j * np.angle(sum((ln.amp for ln in members), 0j)))
+            for ln in members:
+                ln.amp *= turn
+    return spec, lines, p0, p1, n_clusters
+
+
+def _subtract_baseline(
+    real: np.ndarray, signal: np.ndarray, lines: list[ComplexLine], opts: ProcessingOptions
+) -> tuple[list[float], str]:
+    """Fit the baseline to the points outside ``signal`` and subtract it from ``real`` in
+    place; (its coefficients, the method's name)."""
+    coeffs: list[float] = []
+    method = "none"
+    if opts.baseline == "polynomial":
+        free = np.flatnonzero(~signal)
+        if free.size > 16 * (opts.baseline_order + 1):
+            size = real.size
+            step = max(free.size // 4096, 1)
+            pick = free[::step]
+            xs = np.linspace(-1.0, 1.0, size)
+            # the strong lines' tails reach far beyond the masked peaks: fit the baseline
+            # to what is left once their model is subtracted, so they cannot bend it
+            tails = model_at(lines, pick.astype(float)).real if lines else 0.0
+            poly = np.polynomial.Polynomial.fit(
+                xs[pick], real[pick] - tails, opts.baseline_order, domain=[-1.0, 1.0]
+            )
+            coeffs = [float(c) for c in poly.coef]
+            # Horner on the whole axis (Polynomial.__call__ maps the domain first: slower)
+            curve = np.full(size, coeffs[-1])
+            for c in coeffs[-2::-1]:
+                curve *= xs
+                curve += c
+            real -= curve
+            method = f"polynomial(order={opts.baseline_order})"
+    return coeffs, method
