@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from wire import first_line
 
 ROBOCHEM = [sys.executable, "-m", "robochem.cli"]
 PUMPS = ("pump-substrate", "pump-reagent", "pump-catalyst", "pump-solvent")
@@ -40,8 +41,7 @@ def sim_process(tmp_path: Path, speed: float, seed: int = 3) -> Iterator[Sim]:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        assert proc.stdout is not None
-        endpoints = json.loads(proc.stdout.readline())  # the servers are up
+        endpoints = json.loads(first_line(proc, timeout=60))  # the servers are up
         yield Sim(platform, endpoints["state"]["url"], proc)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -36,6 +36,7 @@ from supervised import (
     unsafe,
     wait_gone,
 )
+from wire import first_line
 
 from robochem.storage.db import Database
 from robochem.storage.models import Campaign, Event, Experiment
@@ -98,8 +99,7 @@ def test_kill_9_at_aimed_moments_leaves_the_lab_safe_then_resume_completes(
             supervisor = subprocess.Popen(
                 [*ROBOCHEM, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
             )
-            assert supervisor.stdout is not None
-            first = supervisor.stdout.readline()
+            first = first_line(supervisor, timeout=60)
             if campaign_id is None:
                 campaign_id = int(first.split()[1])
                 args = ["run", "--resume", str(campaign_id), *base]

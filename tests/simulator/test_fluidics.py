@@ -116,17 +116,20 @@ def test_stopped_flow_keeps_the_cell_and_still_irradiates_the_reactor() -> None:
 
 
 def test_exposure_is_integrated_once_per_plug_not_once_per_step() -> None:
-    calls = []
-
     def count(conc: dict[str, float], dt: float) -> dict[str, float]:
-        calls.append(dt)
-        return conc
+        # each integration marks the plug's contents once more
+        return {**conc, "integrations": conc.get("integrations", 0.0) + 1}
 
     path = path_with_inlets()
     path.set_flow("substrate", 0.39)
     run(path, 1200, dt=1.0, react=count)
-    plugs_through = len([p for p in path.exited if p.entered_at_s > 0]) + len(path.plugs)
-    assert len(calls) < 3 * plugs_through
+    exposed = [p for p in (*path.exited, *path.plugs) if p.reactor_time_s > 0]
+    assert max(p.reactor_time_s for p in exposed) > 10  # many steps in the light
+    for plug in exposed:
+        # integrated exactly once when it left the reactor; not yet while still in it
+        expected = 0.0 if plug.pending_s > 0 else 1.0
+        assert plug.concentrations.get("integrations", 0.0) == pytest.approx(expected)
+    assert any(p.pending_s == 0 for p in exposed) and any(p.pending_s > 0 for p in exposed)
 
 
 def test_gas_segmented_slug_reaches_the_cell_and_a_bubble_shows_as_missing_liquid() -> None:

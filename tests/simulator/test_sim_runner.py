@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from wire import first_line
 
 from robochem.clock import Clock, set_clock
 from robochem.drivers import open_device
@@ -35,8 +36,7 @@ def sim_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict
         env=env,
     )
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
+        first = first_line(proc, timeout=60)
         assert first, proc.stderr.read() if proc.stderr else "no output"
         endpoints = json.loads(first)
         platform = yaml.safe_load(platform_file.read_text())

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from wire import first_line
 
 from robochem.storage.db import Database
 from robochem.storage.locks import CampaignBusy, campaign_lock
@@ -27,8 +28,7 @@ def _hold_in_a_process(url: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, url], stdout=subprocess.PIPE, text=True
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "held"
+    assert first_line(proc, timeout=30).strip() == "held"
     return proc
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from wire import first_line
 
 from robochem.protocols.load import load_platform
 from robochem.web.checker import Checker, CheckerBusyError, CheckMemoryError, CheckTimeoutError
@@ -109,8 +110,7 @@ def test_a_check_whose_dashboard_died_still_ends(tmp_path: Path) -> None:
         [sys.executable, str(script), str(platform)], stdout=subprocess.PIPE, text=True,
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
-    assert dashboard.stdout is not None
-    check = int(dashboard.stdout.readline())
+    check = int(first_line(dashboard, timeout=30))
     dashboard.send_signal(signal.SIGKILL)
     dashboard.wait()
     deadline = time.monotonic() + 20

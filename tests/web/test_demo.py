@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from wire import Lines, wait_until_sync
 
 ROBOCHEM = str(Path(sys.executable).with_name("robochem"))
 
@@ -40,27 +40,30 @@ def test_demo_serves_the_simulated_lab_and_runs_an_example_campaign(tmp_path: Pa
     )
     helpers: list[int] = []
     try:
-        assert proc.stdout is not None
-        link = campaign = None
-        deadline = time.monotonic() + 90
-        while (link is None or campaign is None) and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
+        lines = Lines(proc.stdout)
+        found: dict[str, str] = {}
+
+        def note(line: str) -> bool:
             if m := re.search(r"(http://127\.0\.0\.1:\d+/login/one-time/\S+)", line):
-                link = m.group(1)
+                found["link"] = m.group(1)
             if m := re.search(r"campaign (\d+) \(hat-alkylation\) started", line):
-                campaign = int(m.group(1))
-        assert link and campaign, "demo did not print its login link and campaign"
+                found["campaign"] = m.group(1)
+            return "link" in found and "campaign" in found
+
+        lines.until(note, timeout=90)  # each read bounded: fails on a silent hang
+        link, campaign = found["link"], int(found["campaign"])
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for _ in range(100):  # the server starts right after the link is printed
+
+            def login() -> httpx.Response | None:  # the server starts right after the link
                 try:
-                    page = client.get(link, follow_redirects=True)
-                    break
+                    return client.get(link, follow_redirects=True)
                 except httpx.ConnectError:
-                    time.sleep(0.1)
+                    return None
+
+            page = wait_until_sync(login, 30)
             assert page.status_code == 200
-            assert client.get(link, follow_redirects=False).status_code != 303  # one-time only
+            # one-time only: the second use is refused ("Link expired"), not redirected
+            assert client.get(link, follow_redirects=False).status_code == 410
             devices = client.get("/api/devices").json()
             assert {d["name"] for d in devices} >= {"pump-substrate", "reactor", "nmr"}
             detail = client.get(f"/api/campaigns/{campaign}").json()
