@@ -18,7 +18,11 @@ from robochem.protocols.platform import Platform
 def _with_reactor(driver: str) -> Platform:
     text = SIMULATED.read_text(encoding="utf-8")
     assert text.count("driver: modbus-photoreactor") == 1
-    return parse_platform(text.replace("driver: modbus-photoreactor", f"driver: {driver}"), "pl")
+    text = text.replace("driver: modbus-photoreactor", f"driver: {driver}")
+    if driver == "manson-hcs":  # its required options (drivers/options.py)
+        text = text.replace("    options:\n      watchdog_s: 5", "    options:\n      "
+                            "led_voltage_v: 3.6\n      max_current_a: 1.0\n      watchdog_s: 5")
+    return parse_platform(text, "pl")
 
 
 def test_the_simulated_photoreactor_has_both() -> None:
