@@ -612,7 +612,7 @@ class Engine:
         measurement committed, which runs only its steps after the analysis."""
         if resumed:
             conditions, index, stored = await asyncio.to_thread(
-                self.records.stored_outcome, exp_id
+                self.records.resumed_experiment, exp_id
             )
             measured: Outcome | None = stored
         else:

@@ -248,7 +248,7 @@ class CampaignRecords:
                 width = standard_line_width_hz(row.result) if row is not None else None
             return shim.time.timestamp(), width
 
-    def stored_outcome(self, exp_id: int) -> tuple[dict[str, Any], int, Outcome]:
+    def resumed_experiment(self, exp_id: int) -> tuple[dict[str, Any], int, Outcome]:
         """(conditions, index, how its stored measurements end it) of one experiment."""
         with self.db.session() as session:
             exp = session.get(Experiment, exp_id)

@@ -474,7 +474,9 @@ class ScaleUpRunner:
         yields: list[float] = []
         while True:
             if (why := self._wants_to_end()) is not None:
-                return await self._shutdown(seg, why) or Outcome("done", "")
+                ended = await self._shutdown(seg, why)
+                assert ended is not None  # a stop or a pause ends the segment with an outcome
+                return ended
             started = e.clock.now()
             _, y = await self._check(seg, "startup")
             if y is not None:
