@@ -227,6 +227,7 @@ class Supervisor:
         self.campaign_id: int | None = None
         self.last_step: str | None = None
         self.why: str | None = None  # why the supervisor killed the controller
+        self.silent_s: float | None = None  # how long it had been silent when killed as hung
         self._last_message = time.monotonic()
         self._stop_deadline: float | None = None
 
@@ -286,6 +287,7 @@ class Supervisor:
         if self.proc is None or self.proc.returncode is not None or self.why:
             return
         if self.armed and not self.clean and now - self._last_message > self.hang_timeout_s:
+            self.silent_s = now - self._last_message
             self._kill(f"hung: no heartbeat for {self.hang_timeout_s:g} s")
         elif self._stop_deadline is not None and now > self._stop_deadline:
             self._kill(f"did not stop within {self.stop_bound_s:g} s of the stop signal")
@@ -314,7 +316,12 @@ class Supervisor:
         findings = await make_safe(self.platform)
         print(self._line(how, findings), file=sys.stderr, flush=True)
         payload = {
-            "controller": {"pid": self.proc.pid, "exit": how, "armed": self.armed},
+            "controller": {
+                "pid": self.proc.pid,
+                "exit": how,
+                "armed": self.armed,
+                "silent_s": None if self.silent_s is None else round(self.silent_s, 2),
+            },
             "last_step": self.last_step,
             **findings.to_dict(),
         }

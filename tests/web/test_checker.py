@@ -63,11 +63,13 @@ def test_a_check_beyond_the_running_ones_is_refused_at_once() -> None:
     slow = threading.Thread(target=lambda: single.call("validate", BIG, "<p>", None))
     slow.start()
     try:
-        time.sleep(0.5)  # the slow check holds the only process
-        start = time.monotonic()
-        with pytest.raises(CheckerBusyError):
+        deadline = time.monotonic() + 30
+        while not multiprocessing.active_children():  # the slow check holds the only process
+            assert time.monotonic() < deadline, "the slow check never started"
+            time.sleep(0.01)
+        with pytest.raises(CheckerBusyError):  # refused, not queued behind the slow check
             single.call("ping")
-        assert time.monotonic() - start < 1
+        assert slow.is_alive()
     finally:
         slow.join()
     assert single.call("ping") is True
