@@ -227,7 +227,6 @@ async def test_absent_address_times_out(running, manual_clock):
     with pytest.raises(ReplyTimeout):
         await pump.connect()
     assert await pump.is_reachable() is False
-    await pump.disconnect()
 
 
 async def test_faults(running, manual_clock):

@@ -88,7 +88,6 @@ async def test_head_mismatch_is_a_fault(running, manual_clock):
     pump = KnauerAzuraPump(sim.url("tcp"), head_ml=50)
     with pytest.raises(DeviceFault, match="50 ml head"):
         await pump.connect()
-    await pump.disconnect()
 
 
 async def test_flow_is_integer_microlitres_and_returns_value_set(
@@ -401,4 +400,3 @@ async def test_valve_type_mismatch(running, manual_clock):
     valve = KnauerValve(sim.url("tcp"), valve_type="6")
     with pytest.raises(DeviceFault, match="VALVE LI"):
         await valve.connect()
-    await valve.disconnect()

@@ -208,7 +208,6 @@ async def test_connect_fails_if_comm_writing_stays_off(sim: PhotoreactorSimulato
     omron = OmronE5CC(sim.url(), timeout_s=TIMEOUT)
     with pytest.raises(DeviceFault, match="communications writing"):
         await omron.connect()
-    await omron.disconnect()
 
 
 def test_unit_zero_broadcast_rejected() -> None:
