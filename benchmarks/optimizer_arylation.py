@@ -6,7 +6,7 @@
 
 Every condition of the 12 ligand x 4 base x 4 solvent x 3 temperature x 3 concentration grid
 was measured, so the optimiser's suggestions are answered by table look-up. Ligands, bases
-and solvents are described by RDKit descriptors (``benchmarks/chem_descriptors.py``, reduced
+and solvents are described by RDKit descriptors (``robochem.optimizer.structures``, reduced
 to a few principal components per chemical type) unless ``--encoding onehot``. Prints the
 mean and median best yield after 10, 20 and 30 experiments and how many runs reach >= 99 %,
 next to the published EDBO, expert-chemist and random-search figures. Measured numbers:
@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks import chem_descriptors
-from robochem.optimizer import Optimizer
+from robochem.optimizer import Optimizer, structures
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "direct_arylation.csv"
 # Mean best yield after 10 / 20 / 30 experiments (shared/data/README.md).
@@ -91,8 +90,11 @@ def spec_for(levels: dict[str, list[Any]], seed: int, batch: int,
                                "descriptors": {str(c): [c] for c in choices}}
         elif encoding == "onehot":
             variables[name] = {"choices": choices}
+        elif encoding == "descriptors" and components == structures.DEFAULT_COMPONENTS:
+            # what a protocol gives: each choice's structure, described by the optimiser
+            variables[name] = {"choices": choices, "smiles": {c: c for c in choices}}
         else:
-            vectors = chem_descriptors.reduced_descriptors(
+            vectors = structures.reduced_descriptors(
                 choices, components if encoding == "descriptors" else None)
             variables[name] = {"choices": choices, "descriptors": vectors}
     spec = {"variables": variables, "objectives": {"yield": {"goal": "maximize"}},

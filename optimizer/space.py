@@ -6,7 +6,8 @@ Points are handled in three forms:
   transform when asked), categorical variables as the index of the choice. Searching the
   acquisition happens here because perturbing a point is trivial in this form;
 - encoded (``X``): what the GP sees, numeric columns as in ``Z`` and categorical columns
-  one-hot, or min-max normalised descriptor vectors when the spec provides them.
+  one-hot, or min-max normalised descriptor vectors when the spec provides them (given as
+  numbers, or computed from each choice's structure: ``smiles``, see ``structures.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .errors import SpecError, StateError
 
 _CONTINUOUS_KEYS = {"type", "low", "high", "log"}
 _INTEGER_KEYS = {"type", "low", "high"}
-_CATEGORICAL_KEYS = {"type", "choices", "descriptors"}
+_CATEGORICAL_KEYS = {"type", "choices", "descriptors", "smiles"}
 
 
 def _is_number(value: Any) -> bool:
@@ -41,6 +42,7 @@ class Variable:
     log: bool = False
     choices: list[Any] = field(default_factory=list)
     descriptors: dict[Any, list[float]] | None = None
+    smiles: dict[Any, str] | None = None  # the structures the descriptors were computed from
 
     @property
     def is_numeric(self) -> bool:
@@ -49,7 +51,9 @@ class Variable:
     def to_spec(self) -> dict[str, Any]:
         if self.kind == "categorical":
             spec: dict[str, Any] = {"choices": list(self.choices)}
-            if self.descriptors is not None:
+            if self.smiles is not None:
+                spec["smiles"] = {str(k): v for k, v in self.smiles.items()}
+            elif self.descriptors is not None:
                 spec["descriptors"] = {str(k): list(v) for k, v in self.descriptors.items()}
             return spec
         if self.kind == "integer":
@@ -174,28 +178,62 @@ def _parse_categorical(name: str, spec: Mapping[str, Any]) -> Variable:
             raise SpecError(f"variable {name!r}: choice {c!r} must be a string or number")
     if len({repr(c) for c in choices}) != len(choices):
         raise SpecError(f"variable {name!r}: duplicate choices")
-    descriptors = spec.get("descriptors")
-    parsed: dict[Any, list[float]] | None = None
-    if descriptors is not None:
-        if not isinstance(descriptors, Mapping):
-            raise SpecError(f"variable {name!r}: 'descriptors' must map each choice to a list")
-        by_str = {str(k): v for k, v in descriptors.items()}
-        parsed = {}
-        width = None
-        for c in choices:
-            vec = by_str.get(str(c))
-            if vec is None:
-                raise SpecError(f"variable {name!r}: no descriptor vector for choice {c!r}")
-            if not isinstance(vec, Sequence) or not all(_is_number(v) for v in vec) or not vec:
-                raise SpecError(f"variable {name!r}: descriptors of {c!r} must be numbers")
-            if width is not None and len(vec) != width:
-                raise SpecError(f"variable {name!r}: descriptor vectors differ in length")
-            width = len(vec)
-            parsed[c] = [float(v) for v in vec]
-        extra = set(by_str) - {str(c) for c in choices}
-        if extra:
-            raise SpecError(f"variable {name!r}: descriptors for unknown choices {sorted(extra)}")
+    if spec.get("descriptors") is not None and spec.get("smiles") is not None:
+        raise SpecError(f"variable {name!r}: give 'descriptors' or 'smiles', not both")
+    if spec.get("smiles") is not None:
+        smiles = _parse_smiles(name, choices, spec["smiles"])
+        from .structures import choice_descriptors
+
+        return Variable(name, "categorical", choices=choices,
+                        descriptors=choice_descriptors(smiles), smiles=smiles)
+    parsed = _parse_descriptors(name, choices, spec.get("descriptors"))
     return Variable(name, "categorical", choices=choices, descriptors=parsed)
+
+
+def _by_choice(
+    name: str, key: str, choices: list[Any], given: Any, what: str
+) -> dict[Any, Any]:
+    """``given`` (a mapping keyed by the choices, as strings or as themselves) per choice;
+    ``what`` names one value ("descriptor vector", "structure")."""
+    if not isinstance(given, Mapping):
+        raise SpecError(f"variable {name!r}: {key!r} must map each choice to its value")
+    by_str = {str(k): v for k, v in given.items()}
+    extra = set(by_str) - {str(c) for c in choices}
+    if extra:
+        raise SpecError(f"variable {name!r}: {key} for unknown choices {sorted(extra)}")
+    missing = [c for c in choices if str(c) not in by_str]
+    if missing:
+        raise SpecError(f"variable {name!r}: no {what} for choice {missing[0]!r}; give "
+                        f"every choice one, or none")
+    return {c: by_str[str(c)] for c in choices}
+
+
+def _parse_smiles(name: str, choices: list[Any], given: Any) -> dict[Any, str]:
+    from .structures import InvalidStructure, standardise
+
+    smiles = _by_choice(name, "smiles", choices, given, "structure")
+    for choice, text in smiles.items():
+        try:
+            standardise(text)
+        except InvalidStructure as exc:
+            raise SpecError(f"variable {name!r}, choice {choice!r}: {exc}") from None
+    return smiles
+
+
+def _parse_descriptors(
+    name: str, choices: list[Any], given: Any
+) -> dict[Any, list[float]] | None:
+    if given is None:
+        return None
+    vectors = _by_choice(name, "descriptors", choices, given, "descriptor vector")
+    width = None
+    for c, vec in vectors.items():
+        if not isinstance(vec, Sequence) or not vec or not all(_is_number(v) for v in vec):
+            raise SpecError(f"variable {name!r}: descriptors of {c!r} must be numbers")
+        if width is not None and len(vec) != width:
+            raise SpecError(f"variable {name!r}: descriptor vectors differ in length")
+        width = len(vec)
+    return {c: [float(v) for v in vec] for c, vec in vectors.items()}
 
 
 class Space:

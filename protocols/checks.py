@@ -137,6 +137,7 @@ def check_protocol(p: Protocol, src: Source) -> list[Issue]:
     issues = [
         *_check_limiting(p, src),
         *_check_variables(p, src, choices_of),
+        *_check_structures(p, src, choices_of),
         *_check_singletons(p, src),
         *_check_amounts(p, src, choices_of),
         *_check_pumps_distinct(p, src, choices_of),
@@ -204,6 +205,74 @@ def _check_variables(p: Protocol, src: Source, choices_of: dict[str, list[str]])
         if isinstance(var, ConcentrationVariable | EquivalentsVariable):
             issues.extend(_check_stock_ref(p, name, var, src, choices_of))
     return issues
+
+
+def _check_structures(
+    p: Protocol, src: Source, choices_of: dict[str, list[str]]
+) -> list[Issue]:
+    """Every SMILES parses; a categorical's structures cover all its choices or none."""
+    issues: list[Issue] = []
+    given = [(("stocks", n, "smiles"), f"stock {n!r}", s.smiles) for n, s in p.stocks.items()]
+    for name, var in p.variables.items():
+        if not isinstance(var, Categorical) or var.smiles is None:
+            continue
+        base = ("variables", name, "smiles")
+        if name in choices_of:
+            issues.append(src.issue(base, f"{name!r} chooses among stocks: give each stock "
+                                          "its structure (stocks.<name>.smiles) instead",
+                                    at_key=True))  # fmt: skip
+            continue
+        labels = [str(c) for c in var.choices]
+        for choice, text in var.smiles.items():
+            if choice not in labels:
+                issues.append(src.issue((*base, choice), _unknown("choice", choice, labels),
+                                        at_key=True))  # fmt: skip
+            else:
+                given.append(((*base, choice), f"choice {choice!r} of {name!r}", text))
+    if any(text is not None for *_, text in given):
+        from robochem.optimizer.structures import InvalidStructure, standardise
+
+        for path, what, text in given:
+            if text is None:
+                continue
+            try:
+                standardise(text)
+            except InvalidStructure as exc:
+                issues.append(src.issue(path, f"{what}: {exc}"))
+    for name, var in p.variables.items():
+        if isinstance(var, Categorical) and p.choice_structures(name) is None:
+            issues.extend(_partial_structures(p, src, name, choices_of))
+    return issues
+
+
+def _partial_structures(
+    p: Protocol, src: Source, name: str, choices_of: dict[str, list[str]]
+) -> list[Issue]:
+    """Some choices with a structure and some without: say which, rather than silently
+    searching by names."""
+    var = p.variables[name]
+    assert isinstance(var, Categorical)
+    if name in choices_of:
+        have = {c: p.stocks[c].smiles is not None for c in choices_of[name]}
+        where: tuple[Any, ...] = ("variables", name, "choices")
+    elif var.smiles is not None:
+        if set(var.smiles) - {str(c) for c in var.choices}:
+            return []  # a misspelt choice: reported at its key, and likely the missing one
+        have = {str(c): str(c) in var.smiles for c in var.choices}
+        where = ("variables", name, "smiles")
+    else:
+        return []
+    missing = [c for c, ok in have.items() if not ok]
+    if not missing or len(missing) == len(have):
+        return []
+    return [
+        src.issue(
+            where,
+            f"{name!r}: {_names(missing)} {'has' if len(missing) == 1 else 'have'} no "
+            "structure (smiles) while the other choices do; give every choice a structure "
+            "to search by structure, or none to search by name",
+        )
+    ]
 
 
 def _check_singletons(p: Protocol, src: Source) -> list[Issue]:

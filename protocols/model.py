@@ -78,6 +78,11 @@ class Stock(_Strict):
     """A stock solution, pumped by one pump of the platform."""
 
     reagent: str | None = Field(default=None, description="what is dissolved (default: the key)")
+    smiles: str | None = Field(
+        default=None,
+        description="structure of the reagent (salts and mixtures: dot-separated); a "
+        "categorical variable choosing among stocks that all have one is searched by structure",
+    )
     concentration: Concentration
     pump: str = Field(description="pump of the platform (fluidics.pumps) carrying this stock")
     port: str | None = Field(
@@ -153,6 +158,12 @@ class Categorical(_VariableBase):
 
     type: Literal["categorical"]
     choices: list[str | int | float] = Field(min_length=1)
+    smiles: dict[str, str] | None = Field(
+        default=None,
+        description="choice -> structure, for choices that are not stocks (a stock's "
+        "structure is its own 'smiles'); with a structure for every choice the optimiser "
+        "searches by chemical descriptors instead of names",
+    )
 
 
 Continuous = (
@@ -359,12 +370,31 @@ class Protocol(_Strict):
     def variables_of_type(self, *types: str) -> dict[str, Any]:
         return {n: v for n, v in self.variables.items() if v.type in types}
 
+    def choice_structures(self, name: str) -> dict[str, str] | None:
+        """Choice -> SMILES of a categorical variable when every choice has a structure
+        (from the stocks it chooses among, or its own ``smiles``), else None."""
+        var = self.variables[name]
+        assert isinstance(var, Categorical)
+        if var.smiles is not None:
+            given = {str(c): var.smiles.get(str(c)) for c in var.choices}
+        else:
+            given = {
+                str(c): self.stocks[str(c)].smiles if str(c) in self.stocks else None
+                for c in var.choices
+            }
+        if any(v is None for v in given.values()):
+            return None
+        return {k: str(v) for k, v in given.items()}
+
     def to_optimizer_spec(self) -> dict[str, Any]:
         """The spec of :meth:`robochem.optimizer.Optimizer.from_spec` (canonical units)."""
         variables: dict[str, Any] = {}
         for name, var in self.variables.items():
             if isinstance(var, Categorical):
                 variables[name] = {"choices": list(var.choices)}
+                smiles = self.choice_structures(name)
+                if smiles is not None:
+                    variables[name]["smiles"] = smiles
             else:
                 spec: dict[str, Any] = {"low": var.low.value, "high": var.high.value}
                 if var.log:
