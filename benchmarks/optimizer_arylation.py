@@ -22,7 +22,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,8 @@ def load(path: Path = DATA) -> tuple[dict[tuple[Any, ...], float], dict[str, lis
 
 
 ENCODINGS = ("descriptors", "raw", "onehot")
-ORDINALS = ("descriptor", "integer", "categorical")
+ORDINALS = ("descriptor", "integer", "categorical", "numeric")
+STRATEGIES = ("robochem", "skopt", "random")
 ORDERED = ("concentration", "temperature")
 CHEMICALS = ("base", "ligand", "solvent")
 
@@ -71,7 +72,9 @@ def spec_for(levels: dict[str, list[Any]], seed: int, batch: int,
              components: int | None = 5, ordinal: str = "descriptor") -> dict[str, Any]:
     """The optimiser spec. Temperature and concentration are ordered levels: categorical
     with their value as a 1-D descriptor (``ordinal="descriptor"``) or an integer level
-    index 0, 1, 2 (``ordinal="integer"``; an ordinary numeric variable of the optimiser).
+    index 0, 1, 2 (``ordinal="integer"``; an ordinary numeric variable of the optimiser), or
+    plain numbers between the lowest and highest level (``ordinal="numeric"``: what a
+    protocol gives; each suggestion is snapped to the nearest level before it is measured).
     Chemicals: ``descriptors`` = RDKit descriptors of each ligand/base/solvent, standardised
     and reduced to at most ``components`` principal components per chemical type; ``raw`` =
     the standardised descriptors without projection; ``onehot`` = no descriptors."""
@@ -80,7 +83,9 @@ def spec_for(levels: dict[str, list[Any]], seed: int, batch: int,
     variables: dict[str, Any] = {}
     for name in COLUMNS:
         choices = sorted(levels[name])
-        if name in ORDERED and ordinal == "integer":
+        if name in ORDERED and ordinal == "numeric":
+            variables[name] = {"low": min(choices), "high": max(choices)}
+        elif name in ORDERED and ordinal == "integer":
             variables[name] = {"type": "integer", "low": 0, "high": len(choices) - 1}
         elif name in ORDERED and ordinal == "categorical":
             variables[name] = {"choices": [str(c) for c in choices]}
@@ -105,14 +110,28 @@ def spec_for(levels: dict[str, list[Any]], seed: int, batch: int,
 
 
 def grid_key(point: dict[str, Any], levels: dict[str, list[Any]]) -> tuple[Any, ...]:
-    """The table key of a suggestion (every variable is discrete: it is on the grid)."""
+    """The table key of a suggestion: a level given by its text, by its index (integer
+    levels) or by a number between the levels (snapped to the nearest)."""
     key: list[Any] = []
     for k in COLUMNS:
         value = point[k]
         if k in ORDERED:
-            value = sorted(levels[k])[value] if isinstance(value, int) else float(value)
+            ordered = sorted(levels[k])
+            if isinstance(value, str):
+                value = float(value)
+            elif isinstance(value, int):
+                value = ordered[value]
+            else:
+                value = min(ordered, key=lambda level, v=float(value): abs(level - v))
         key.append(value)
     return tuple(key)
+
+
+def measured_point(point: dict[str, Any], key: tuple[Any, ...], ordinal: str) -> dict[str, Any]:
+    """What was run: with numeric levels, the snapped values (the optimiser is told those)."""
+    if ordinal != "numeric":
+        return point
+    return {**point, **{k: key[list(COLUMNS).index(k)] for k in ORDERED}}
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,7 @@ class Settings:
     components: int | None = 5
     ordinal: str = "descriptor"
     overrides: dict[str, Any] = field(default_factory=dict)
+    strategy: str = "robochem"
 
 
 def run(seed: int, settings: Settings = Settings(), path: Path = DATA) -> list[float]:
@@ -132,24 +152,64 @@ def run(seed: int, settings: Settings = Settings(), path: Path = DATA) -> list[f
     warnings.filterwarnings("ignore")
     threadpool_limits(1)
     table, levels = load(path)
-    spec = spec_for(levels, seed, settings.batch, settings.overrides, settings.encoding,
-                    settings.components, settings.ordinal)
-    opt = Optimizer.from_spec(spec)
+    if settings.strategy == "random":
+        keys = list(table)
+        order = np.random.default_rng(seed).permutation(len(keys))[: settings.budget]
+        return list(np.maximum.accumulate([table[keys[i]] for i in order]))
+    ask, tell = _campaign(seed, settings, levels)
+    # Numbers snapped to the levels can repeat a condition; then it is measured again and
+    # costs an experiment. Levels given as choices never should.
+    repeats_allowed = settings.ordinal == "numeric"
     best, trace = -np.inf, []
     seen: set[tuple[Any, ...]] = set()
     while len(trace) < settings.budget:
-        points = opt.ask(min(settings.batch, settings.budget - len(trace)))
+        points = ask(min(settings.batch, settings.budget - len(trace)))
         keys = [grid_key(p, levels) for p in points]
-        if len(set(keys)) < len(keys) or set(keys) & seen:
+        if not repeats_allowed and (len(set(keys)) < len(keys) or set(keys) & seen):
             raise AssertionError("a condition was suggested twice")
         seen |= set(keys)
-        # every variable is categorical, so each suggestion is a grid point of the table
         ys = [table[key] for key in keys]
-        opt.tell(points, ys)
+        tell([measured_point(p, k, settings.ordinal) for p, k in zip(points, keys, strict=True)],
+             ys)
         for y in ys:
             best = max(best, y)
             trace.append(best)
     return trace
+
+
+def _campaign(seed: int, settings: Settings, levels: dict[str, list[Any]]) -> tuple[Any, Any]:
+    """ask(n) and tell(points, yields) of the strategy."""
+    spec = spec_for(levels, seed, settings.batch, settings.overrides, settings.encoding,
+                    settings.components, settings.ordinal)
+    if settings.strategy == "robochem":
+        opt = Optimizer.from_spec(spec)
+        return opt.ask, opt.tell
+    if settings.strategy != "skopt":
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {settings.strategy!r}")
+    # Plain scikit-optimize on the same space, its defaults (GP, gp_hedge, 10 random
+    # points; a batch by constant liar): what a chemist gets from the library alone.
+    import skopt
+
+    names = list(spec["variables"])
+    dims = []
+    for name in names:
+        v = spec["variables"][name]
+        if "choices" in v:
+            dims.append(skopt.space.Categorical(v["choices"], name=name))
+        elif v.get("type") == "integer":
+            dims.append(skopt.space.Integer(v["low"], v["high"], name=name))
+        else:
+            dims.append(skopt.space.Real(v["low"], v["high"], name=name))
+    opt_skopt = skopt.Optimizer(dims, random_state=seed)
+
+    def ask(n: int) -> list[dict[str, Any]]:
+        xs = opt_skopt.ask(n) if n > 1 else [opt_skopt.ask()]
+        return [dict(zip(names, x, strict=True)) for x in xs]
+
+    def tell(points: list[dict[str, Any]], ys: list[float]) -> None:
+        opt_skopt.tell([[p[n] for n in names] for p in points], [-y for y in ys])
+
+    return ask, tell
 
 
 def _run_job(job: tuple[int, Settings]) -> list[float]:
@@ -187,16 +247,19 @@ def summary(traces: np.ndarray, marks: Sequence[int] = MARKS) -> dict[str, Any]:
             "marks": marks}
 
 
-def table_text(result: dict[str, Any], label: str = "robochem") -> str:
-    """The robochem row next to the published figures, as printed by the benchmark."""
+def table_text(result: dict[str, Any], label: str = "robochem",
+               others: dict[str, dict[str, Any]] | None = None) -> str:
+    """The robochem row (and ``others``, label -> summary, measured in the same run) next
+    to the published figures, as printed by the benchmark."""
     marks = result["marks"]
     budget = marks[-1] if marks else 0
     head = (f"{'strategy':<26}" + "".join(f"{'mean ' + str(m):>9}" for m in marks)
             + "".join(f"{'median ' + str(m):>11}" for m in marks) + f"{'>=99 %':>10}")
     lines = [head]
-    hits = f"{result['hits']}/{result['runs']}"
-    lines.append(f"{label:<26}" + "".join(f"{v:>9.1f}" for v in result["mean"])
-                 + "".join(f"{v:>11.1f}" for v in result["median"]) + f"{hits:>10}")
+    for name, row in {label: result, **(others or {})}.items():
+        hits = f"{row['hits']}/{row['runs']}"
+        lines.append(f"{name:<26}" + "".join(f"{v:>9.1f}" for v in row["mean"])
+                     + "".join(f"{v:>11.1f}" for v in row["median"]) + f"{hits:>10}")
     for name, vals in PUBLISHED.items():
         lines.append(f"{name:<26}" + "".join(f"{v:>9.1f}" for v in vals[: len(marks)])
                      + "".join(f"{'-':>11}" for _ in marks) + f"{'-':>10}")
@@ -229,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--liar", default="min", choices=["min", "mean", "max"])
     parser.add_argument("--initial", type=int, default=None,
                         help="initial design size (default: one batch)")
+    parser.add_argument("--compare", nargs="*", default=[], choices=STRATEGIES[1:],
+                        help="also run these strategies on the same seeds and space "
+                             "(plain scikit-optimize with its defaults; random search)")
     args = parser.parse_args(argv)
     acq: dict[str, Any] = {"function": args.acquisition}
     if args.xi is not None:
@@ -247,6 +313,11 @@ def main(argv: list[str] | None = None) -> None:
                         components=args.components, ordinal=args.ordinal, overrides=overrides)
     t0 = time.perf_counter()
     traces = replay(range(args.seeds), settings, args.workers, progress=True)
+    others = {
+        {"skopt": "scikit-optimize (plain)", "random": "random search"}[name]: summary(
+            replay(range(args.seeds), replace(settings, strategy=name), args.workers))
+        for name in args.compare
+    }
     print(f"direct arylation replay: {args.seeds} seeds, batches of {args.batch}, "
           f"encoding={args.encoding}"
           + (f" ({args.components} PCs)" if args.encoding == "descriptors" else "")
@@ -258,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
           + (f" explore_xi={args.explore_xi:g}" if args.explore_xi is not None else "")
           + (f"/{args.liar}" if args.batch_method == "liar" else "")
           + f", initial={args.initial or args.batch}, {time.perf_counter() - t0:.0f} s")
-    print(table_text(summary(traces)))
+    print(table_text(summary(traces), others=others))
 
 
 if __name__ == "__main__":
