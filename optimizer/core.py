@@ -34,10 +34,13 @@ from .surrogate import (
     KERNEL_CHOICES,
     FeasibilityModel,
     GPModel,
+    transform_noise,
     transform_output,
 )
 
 STATE_FORMAT = "robochem.optimizer/1"
+# A result's key NAME + SD_SUFFIX is the standard deviation of objective NAME's reading.
+SD_SUFFIX = "_sd"
 F = TypeVar("F", bound=Callable[..., Any])
 _TOP_KEYS = {
     "variables", "objectives", "constraints", "initial_experiments", "initial_design", "seed",
@@ -138,6 +141,12 @@ class Optimizer:
                 raise SpecError(f"the spec needs {key!r}")
         self.space = Space(spec["variables"])
         self.objectives: list[Objective] = parse_objectives(spec["objectives"])
+        names = {o.name for o in self.objectives}
+        clash = sorted(n for n in names if n + SD_SUFFIX in names)
+        if clash:
+            raise SpecError(f"objective names {clash[0]!r} and {clash[0] + SD_SUFFIX!r} clash: "
+                            f"a result's {clash[0] + SD_SUFFIX!r} is the standard deviation of "
+                            f"{clash[0]!r}")
         self.constraints = ConstraintSet(spec.get("constraints", []), self.space.names)
         self.n_initial = _int(spec.get("initial_experiments", 5), "'initial_experiments'", 0)
         self.initial_design = spec.get("initial_design", DEFAULTS["initial_design"])
@@ -259,11 +268,17 @@ class Optimizer:
         opt = cls(state["spec"])
         for item in state["observations"]:
             point = opt.space.validate_point(item["point"])
-            result = opt._check_result(item["result"])
+            result = item["result"]
+            sd = item.get("sd")  # states written before per-observation noise have none
+            if sd is not None:
+                if not isinstance(sd, Mapping) or not isinstance(result, Mapping):
+                    raise StateError(f"observation 'sd' must be a mapping next to a result: "
+                                     f"{item!r}")
+                result = {**result, **{f"{k}{SD_SUFFIX}": v for k, v in sd.items()}}
             source = item.get("source", "campaign")
             if source not in ("campaign", "prior"):
                 raise StateError(f"unknown observation source {source!r}")
-            opt._obs.append({"point": point, "result": result, "source": source})
+            opt._obs.append(opt._observation(point, result, source))
         opt._pending = [opt.space.validate_point(p) for p in state["pending"]]
         opt._asks = _int(state["asks"], "'asks'", 0)
         opt._design_served = _int(state["design_served"], "'design_served'", 0)
@@ -298,21 +313,43 @@ class Optimizer:
             raise SpecError("the constraints leave no feasible point that random sampling of "
                             "20,000 points could find; check their directions and units")
 
-    def _check_result(self, result: Any) -> dict[str, float] | None:
-        """A result dict (objective -> number), or None for a failed experiment."""
+    def _observation(self, point: dict[str, Any], result: Any, source: str) -> dict[str, Any]:
+        """The stored form of one observation: ``sd`` only when a reading reported one."""
+        values, sds = self._check_result(result)
+        obs: dict[str, Any] = {"point": point, "result": values}
+        if values is not None and sds:
+            obs["sd"] = sds
+        obs["source"] = source
+        return obs
+
+    def _check_result(self, result: Any) -> tuple[dict[str, float] | None, dict[str, float]]:
+        """(objective -> number, or None for a failed experiment; objective -> reported
+        standard deviation, for the readings that came with one)."""
         names = [o.name for o in self.objectives]
         if result is None:
-            return None
+            return None, {}
         if isinstance(result, int | float) and not isinstance(result, bool):
             if len(names) != 1:
                 raise StateError("a bare number needs a single-objective optimiser")
             result = {names[0]: result}
         if not isinstance(result, Mapping):
             raise StateError(f"a result must be a mapping objective -> value or None: {result!r}")
-        unknown = set(result) - set(names)
+        sd_keys = {n + SD_SUFFIX: n for n in names}
+        unknown = set(result) - set(names) - set(sd_keys)
         if unknown:
-            raise StateError(f"result has unknown objective(s) {sorted(unknown)}; "
-                             f"objectives are {names}")
+            raise StateError(f"result has unknown objective(s) {sorted(map(str, unknown))}; "
+                             f"objectives are {names}, each may come with "
+                             f"'<objective>{SD_SUFFIX}' (its standard deviation)")
+        sds: dict[str, float] = {}
+        for key, name in sd_keys.items():
+            sd = result.get(key)
+            if sd is None:
+                continue  # not reported: the model's learned noise applies
+            number = isinstance(sd, int | float | np.integer | np.floating)
+            if isinstance(sd, bool) or not number or not math.isfinite(sd) or sd < 0:
+                raise StateError(f"result {key!r}: expected a finite number >= 0 (or None "
+                                 f"when unknown), got {sd!r}")
+            sds[name] = float(sd)
         values = {}
         failed = False
         for name in names:
@@ -326,27 +363,29 @@ class Optimizer:
             elif v != "missing":
                 raise StateError(f"result {name!r}: expected a number or None, got {v!r}")
         if failed:
-            return None
+            return None, {}  # a failure stays a failure, whatever spread came with it
         missing = [n for n in names if n not in values]
         if missing:
             raise StateError(f"result {dict(result)!r} lacks {missing}; pass None for a failure")
-        return values
+        return values, sds
 
     # ask / tell -----------------------------------------------------------------------------
     def tell(
         self, points: Sequence[Mapping[str, Any]], results: Sequence[Any]
     ) -> None:
-        """Record results; ``None`` (or any objective ``None``) marks a failed experiment."""
+        """Record results; ``None`` (or any objective ``None``) marks a failed experiment.
+        A result may give ``NAME_sd``, the standard deviation of objective NAME's reading
+        (``None``: unknown); the model then uses it as that point's noise."""
         if isinstance(points, Mapping):
             points, results = [points], [results]
         if len(points) != len(results):
             raise StateError(f"{len(points)} points but {len(results)} results")
-        checked = [(self.space.validate_point(p), self._check_result(r))
+        checked = [self._observation(self.space.validate_point(p), r, "campaign")
                    for p, r in zip(points, results, strict=True)]
-        for point, result in checked:
-            self._obs.append({"point": point, "result": result, "source": "campaign"})
-            if point in self._pending:
-                self._pending.remove(point)
+        for obs in checked:
+            self._obs.append(obs)
+            if obs["point"] in self._pending:
+                self._pending.remove(obs["point"])
 
     def warm_start(self, points: Sequence[Mapping[str, Any]], results: Sequence[Any]) -> int:
         """Add results of earlier campaigns as prior data. Points outside the current space
@@ -359,7 +398,7 @@ class Optimizer:
             point = self.space.validate_point(p)
             if self.constraints.violated(point):
                 continue
-            self._obs.append({"point": point, "result": self._check_result(r), "source": "prior"})
+            self._obs.append(self._observation(point, r, "prior"))
             used += 1
         return used
 
@@ -422,6 +461,26 @@ class Optimizer:
     def _scores(self, obs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return scalarise(self._oriented(obs), self.objectives, self.strategy)
 
+    def _reported_variance(self, obs: Sequence[Mapping[str, Any]], j: int) -> np.ndarray | None:
+        """Reported noise variance of objective ``j`` per observation (NaN where none was
+        reported), or None when no observation reported one."""
+        name = self.objectives[j].name
+        sd = np.array([o.get("sd", {}).get(name, np.nan) for o in obs], dtype=float)
+        return sd**2 if np.isfinite(sd).any() else None
+
+    def _score_noise(
+        self, obs: Sequence[Mapping[str, Any]], scores: np.ndarray, transform: str
+    ) -> np.ndarray | None:
+        """Noise variances of the model's targets (``scores`` after ``transform``), where
+        the readings' reports can be carried there: the single strategy's score is the
+        objective itself (times +-1). A scalarisation of several objectives (ParEGO,
+        priority, weighted) is normalised by the data and, for priority, piecewise, so
+        those models keep the learned noise level alone."""
+        if self.strategy != "single":
+            return None
+        var = self._reported_variance(obs, 0)
+        return None if var is None else transform_noise(scores, var, transform)
+
     @_single_blas_thread
     def best(self, by: str = "observed") -> dict[str, Any] | None:
         """Best experiment so far: ``{"point", "result", "index"}`` (``None`` if none).
@@ -436,7 +495,8 @@ class Optimizer:
         scores = self._scores(ok)
         if by == "model" and len(ok) >= 3:
             x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
-            model = self._gp_model(self.seed, restarts=1).fit(x, scores)
+            model = self._gp_model(self.seed, restarts=1).fit(
+                x, scores, self._score_noise(ok, scores, "none"))
             scores, _ = model.predict(x)
         elif by not in ("observed", "model"):
             raise ValueError("by must be 'observed' or 'model'")
@@ -656,9 +716,10 @@ class Optimizer:
         self, ok: Sequence[Mapping[str, Any]], scores: np.ndarray
     ) -> tuple[GPModel, np.ndarray]:
         x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
-        y = transform_output(scores, self.surrogate["output_transform"])
+        transform = self.surrogate["output_transform"]
+        y = transform_output(scores, transform)
         seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
-        model = self._gp_model(seed).fit(x, y)
+        model = self._gp_model(seed).fit(x, y, self._score_noise(ok, scores, transform))
         return model, y
 
     def _acquire(
@@ -844,8 +905,10 @@ class Optimizer:
         """
         x_ok = self.space.encode(self.space.from_points([o["point"] for o in ok]))
         seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
-        models = [self._gp_model(seed)
-                  .fit(x_ok, f[:, j]) for j in range(2)]
+        # Each objective's model is fitted to its oriented values as they are, so each
+        # reading's reported noise applies to it unchanged.
+        models = [self._gp_model(seed).fit(x_ok, f[:, j], self._reported_variance(ok, j))
+                  for j in range(2)]
         ref = self.reference_point()
         front = f[pareto_mask(f)]
         eps = rng.standard_normal((32, 1, 2))

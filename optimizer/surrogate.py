@@ -1,8 +1,10 @@
-"""Surrogate models: a noise-estimating, outlier-tolerant GP for the objective and a GP
-classifier for the probability that an experiment succeeds (unknown constraints)."""
+"""Surrogate models: a noise-estimating, outlier-tolerant GP for the objective (optionally
+with each observation's reported noise) and a GP classifier for the probability that an
+experiment succeeds (unknown constraints)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -27,6 +29,8 @@ LENGTH_SCALE_BOUNDS = (0.03, 30.0)
 # pulls the mean, but still counts as "explored".
 OUTLIER_VARIANCE = 25.0
 RESTART_LIMIT = 80
+# Diagonal jitter of every training point (standardised units): keeps the Cholesky stable.
+JITTER = 1e-8
 # Kernel shapes by name (Matern smoothness nu; "rbf" is the infinitely smooth limit).
 KERNELS: dict[str, float] = {"rbf": float("inf"), "matern52": 2.5, "matern32": 1.5}
 # The default, "rbf+matern": a smooth RBF term for the broad trend of a reaction's yield
@@ -53,6 +57,11 @@ DEFAULT_LENGTH_SCALE_PRIOR = (2.0, 6.0)
 DEFAULT_DESCRIPTOR_PRIOR = (2.0, 0.1)
 
 
+def _log_shift(y: np.ndarray) -> float:
+    """What ``log`` warping adds before the log, so that every value is at least 1."""
+    return 1.0 - float(y.min()) if y.min() < 1.0 else 0.0
+
+
 def transform_output(y: np.ndarray, kind: str) -> np.ndarray:
     """Monotone output warping before standardisation."""
     if kind == "none" or y.size < 3:
@@ -67,9 +76,22 @@ def transform_output(y: np.ndarray, kind: str) -> np.ndarray:
                 order[tie] = order[tie].mean()
         return norm.ppf((order + 0.5) / y.size)
     if kind == "log":
-        shift = 1.0 - y.min() if y.min() < 1.0 else 0.0
-        return np.log(y + shift)
+        return np.log(y + _log_shift(y))
     raise ValueError(kind)
+
+
+def transform_noise(y: np.ndarray, variance: np.ndarray, kind: str) -> np.ndarray | None:
+    """Per-point noise variances of ``y`` carried through :func:`transform_output`, or None
+    where that cannot be done honestly (the model then learns one noise level instead).
+
+    ``log`` uses the delta method, var / (y + shift)^2; ``rank`` maps each value to a
+    quantile that depends on all the others, so a reading's own spread has no image there.
+    """
+    if kind == "none" or y.size < 3:
+        return variance
+    if kind == "log":
+        return variance / (y + _log_shift(y)) ** 2
+    return None
 
 
 def build_kernel(column_priors: np.ndarray, kind: str) -> tuple[Kernel, np.ndarray]:
@@ -122,7 +144,14 @@ class _MapGaussianProcess(GaussianProcessRegressor):
 
 
 class GPModel:
-    """GP regression on standardised targets with an estimated white-noise level."""
+    """GP regression on standardised targets with an estimated white-noise level.
+
+    ``fit`` may be given each point's reported noise variance (NaN: not reported). It
+    enters as that point's ``alpha`` (the GP's per-point diagonal), so a reading with a
+    large reported spread pulls the mean less. The white-noise kernel is kept for what the
+    reports do not cover (model misfit, unreported points); when every report explains the
+    scatter its fitted level goes to the floor of ``NOISE_BOUNDS``.
+    """
 
     def __init__(
         self,
@@ -151,14 +180,28 @@ class GPModel:
         self.descriptor_mask = descriptor_mask
         self.outliers: np.ndarray = np.zeros(0, dtype=bool)
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> GPModel:
+    def fit(
+        self, x: np.ndarray, y: np.ndarray, noise_variance: np.ndarray | None = None
+    ) -> GPModel:
+        """Fit to ``y`` at ``x``; ``noise_variance`` (units of y squared, NaN where not
+        reported) is each point's own measurement noise."""
         self.x = np.asarray(x, dtype=float)
         self.y_raw = np.asarray(y, dtype=float)
         self.mean = float(self.y_raw.mean())
         std = float(self.y_raw.std())
         self.std = std if std > 1e-12 else 1.0
         ys = (self.y_raw - self.mean) / self.std
-        self.alpha = np.full(len(ys), 1e-8)
+        # Reported variances in standardised units; 0 where none was reported.
+        self.reported = np.zeros(len(ys))
+        if noise_variance is not None:
+            v = np.asarray(noise_variance, dtype=float)
+            if v.shape != ys.shape:
+                raise ValueError(f"noise_variance has shape {v.shape}, y has {ys.shape}")
+            known = np.isfinite(v)
+            if (v[known] < 0).any():
+                raise ValueError("noise variances must be >= 0")
+            self.reported[known] = v[known] / self.std**2
+        self.alpha = self.reported + JITTER
         # Restarts guard against poor local optima of the likelihood, which matter with few
         # points; with many the likelihood is well determined and each restart costs O(n^3).
         restarts = self.restarts if len(ys) < RESTART_LIMIT else min(self.restarts, 1)
@@ -201,13 +244,16 @@ class GPModel:
             held = GPModel(0, 0.0, self.seed, self.length_scale_prior, self.prior_mask,
                            self.descriptor_prior, self.descriptor_mask, self.kernel)
             held.theta_prior = self.theta_prior
-            held.x, held.alpha = self.x[keep], np.full(int(keep.sum()), 1e-8)
+            held.x, held.alpha = self.x[keep], self.reported[keep] + JITTER
             gp = held._fit(self.gp.kernel_, ys[keep], 0)
             mu, sd = gp.predict(self.x[i : i + 1], return_std=True)  # sd includes noise
-            if abs(ys[i] - mu[0]) / max(sd[0], 1e-9) <= self.outlier_z:
+            # A reading is judged against its own reported spread too: missing by that
+            # much is what the report said could happen.
+            spread = math.sqrt(sd[0] ** 2 + self.reported[i])
+            if abs(ys[i] - mu[0]) / max(spread, 1e-9) <= self.outlier_z:
                 return
             self.outliers[i] = True
-            self.alpha = np.where(self.outliers, OUTLIER_VARIANCE, 1e-8)
+            self.alpha = self.reported + JITTER + np.where(self.outliers, OUTLIER_VARIANCE, 0.0)
             self.gp = self._fit(gp.kernel_, ys, 0)
 
     def _fit(self, kernel: Any, ys: np.ndarray, restarts: int) -> GaussianProcessRegressor:
@@ -234,7 +280,8 @@ class GPModel:
 
     @property
     def noise_variance(self) -> float:
-        """Estimated observation noise variance, in the units of y."""
+        """Estimated observation noise variance, in the units of y (the learned white
+        noise; a point's reported variance comes on top of it)."""
         return float(self.gp.kernel_.k2.noise_level) * self.std**2
 
     @property
@@ -253,7 +300,9 @@ class GPModel:
         other.__dict__.update(self.__dict__)
         other.x = np.vstack([self.x, x_new])
         other.ys = np.concatenate([self.ys, (np.asarray(y_new) - self.mean) / self.std])
-        other.alpha = np.concatenate([self.alpha, np.full(len(x_new), 1e-8)])
+        # A fantasy carries no report of its own: only the learned noise applies to it.
+        other.reported = np.concatenate([self.reported, np.zeros(len(x_new))])
+        other.alpha = np.concatenate([self.alpha, np.full(len(x_new), JITTER)])
         gp = GaussianProcessRegressor(kernel=self.gp.kernel_, alpha=other.alpha, optimizer=None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
