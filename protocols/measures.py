@@ -17,6 +17,7 @@ docs/architecture.md, "Rooms").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -71,6 +72,9 @@ class Measure:
     needs_substrate: bool = False
     #: why it is not measured (the validation error says it); None when it is
     unmeasured_reason: str | None = None
+    #: attribute of ``AnalysisResult`` with the standard deviation of the value (same
+    #: unit); None: the analysis reports none, so the optimiser learns the noise itself
+    sd_field: str | None = None
 
     @property
     def header(self) -> str:
@@ -84,12 +88,22 @@ class Measure:
         value = getattr(result, self.field)
         return None if value is None else float(value)
 
+    def sd(self, result: AnalysisResult) -> float | None:
+        """The standard deviation the analysis reported for this value (None: none)."""
+        if self.sd_field is None:
+            return None
+        sd = getattr(result, self.sd_field)
+        # a NaN or negative spread is no report at all: the learned noise applies
+        return float(sd) if sd is not None and math.isfinite(sd) and sd >= 0 else None
+
 
 #: measure name -> Measure, in the order error messages list them
 MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
-        Measure("yield", "yield_percent", "yield_percent", "percent", "%"),
+        Measure(
+            "yield", "yield_percent", "yield_percent", "percent", "%", sd_field="yield_sd_percent"
+        ),
         Measure(
             "conversion",
             "conversion_percent",
@@ -146,9 +160,18 @@ def objective_values(
 ) -> dict[str, float | None] | None:
     """Objective name -> measured value for the optimiser; None when the spectrum failed.
 
-    ``objectives`` maps names to anything with a ``measure`` attribute (the protocol's
-    :class:`~robochem.protocols.model.Objective`).
+    A value the analysis gave a standard deviation for comes with it under
+    ``<name>_sd`` (e.g. ``{"yield": 71.2, "yield_sd": 0.8}``), which the optimiser uses as
+    that reading's noise. ``objectives`` maps names to anything with a ``measure``
+    attribute (the protocol's :class:`~robochem.protocols.model.Objective`).
     """
     if result is None or not result.ok_for_optimizer:
         return None
-    return {name: MEASURES[obj.measure].value(result) for name, obj in objectives.items()}
+    out: dict[str, float | None] = {}
+    for name, obj in objectives.items():
+        measure = MEASURES[obj.measure]
+        out[name] = value = measure.value(result)
+        sd = measure.sd(result) if value is not None else None
+        if sd is not None:
+            out[f"{name}_sd"] = sd
+    return out

@@ -416,12 +416,17 @@ def latest_accepted(exp: Experiment) -> Measurement | None:
 
 
 def _result_of(m: Measurement) -> AnalysisResult:
-    """Enough of an AnalysisResult to compute objective values from a stored row."""
+    """Enough of an AnalysisResult to compute objective values from a stored row. The
+    yield's standard deviation lives in the stored analysis result (no column of its own):
+    a rebuilt optimiser is told the same spread as the live one."""
+    sd = (m.result or {}).get("yield_sd_percent")
     return AnalysisResult(
         status=m.qc_status,  # type: ignore[arg-type]
         reasons=list(m.qc_reasons or []),
         yield_percent=m.yield_percent,
-        yield_sd_percent=None,
+        yield_sd_percent=(
+            float(sd) if isinstance(sd, int | float) and not isinstance(sd, bool) else None
+        ),
         conversion_percent=m.conversion_percent,
         throughput_mmol_h=m.throughput_mmol_h,
         concentrations_M={},
