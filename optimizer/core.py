@@ -50,7 +50,10 @@ _ACQ_KEYS = {"function", "xi", "kappa"}
 _BATCH_KEYS = {"method", "liar", "explore_xi"}
 _STOP_KEYS = {"budget", "target", "patience", "min_improvement", "ei_threshold"}
 _SURROGATE_KEYS = {"restarts", "outlier_z", "output_transform", "min_success_probability",
-                   "length_scale_prior", "descriptor_prior", "kernel"}
+                   "length_scale_prior", "descriptor_prior", "kernel", "categorical_kernel"}
+# How a categorical's one-hot columns enter the kernel: one shared length scale per variable
+# (the overlap kernel, kernels.py) or one per choice (plain ARD on the one-hot columns).
+CATEGORICAL_KERNELS = ("overlap", "per_choice")
 _SEARCH_KEYS = {"candidates", "local", "enumerate_limit"}
 DESIGNS = ("auto", "lhs", "plain_lhs", "sobol", "random")
 
@@ -65,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "surrogate": {"kernel": DEFAULT_KERNEL, "restarts": 2, "outlier_z": 4.0,
                   "output_transform": "none", "min_success_probability": 0.3,
                   "length_scale_prior": list(DEFAULT_LENGTH_SCALE_PRIOR),
-                  "descriptor_prior": list(DEFAULT_DESCRIPTOR_PRIOR)},
+                  "descriptor_prior": list(DEFAULT_DESCRIPTOR_PRIOR),
+                  "categorical_kernel": "overlap"},
     "search": {"candidates": 2000, "local": 3, "enumerate_limit": 20000},
 }
 
@@ -184,6 +188,12 @@ class Optimizer:
                 f"surrogate 'kernel' must be one of {', '.join(map(repr, KERNEL_CHOICES))}")
         if sur["output_transform"] not in ("none", "rank", "log"):
             raise SpecError("surrogate 'output_transform' must be 'none', 'rank' or 'log'")
+        if sur["categorical_kernel"] not in CATEGORICAL_KERNELS:
+            raise SpecError("surrogate 'categorical_kernel' must be one of "
+                            f"{', '.join(map(repr, CATEGORICAL_KERNELS))}")
+        if sur["categorical_kernel"] == "overlap" and sur["kernel"] == "matern32":
+            raise SpecError("surrogate 'categorical_kernel': 'overlap' works with the 'rbf', "
+                            "'matern52' and 'rbf+matern' kernels; use 'per_choice'")
         for key in ("length_scale_prior", "descriptor_prior"):
             prior = sur[key]
             if prior is None:
@@ -212,11 +222,12 @@ class Optimizer:
         warm = spec.get("warm_start", [])
         if not isinstance(warm, list):
             raise SpecError("'warm_start' must be a list of {'point': ..., 'result': ...}")
-        if warm:
-            for item in warm:
-                if not isinstance(item, Mapping) or set(item) != {"point", "result"}:
-                    raise SpecError("each warm_start item needs exactly 'point' and 'result'")
-            self.warm_start([w["point"] for w in warm], [w["result"] for w in warm])
+        for item in warm:
+            keys = set(item) if isinstance(item, Mapping) else set()
+            if not {"point", "result"} <= keys <= {"point", "result", "task"}:
+                raise SpecError("each warm_start item needs 'point' and 'result' (and "
+                                "optionally 'task')")
+            self.warm_start([item["point"]], [item["result"]], task=item.get("task"))
 
     # construction -------------------------------------------------------------------------
     @classmethod
@@ -278,7 +289,7 @@ class Optimizer:
             source = item.get("source", "campaign")
             if source not in ("campaign", "prior"):
                 raise StateError(f"unknown observation source {source!r}")
-            opt._obs.append(opt._observation(point, result, source))
+            opt._obs.append(opt._observation(point, result, source, item.get("task")))
         opt._pending = [opt.space.validate_point(p) for p in state["pending"]]
         opt._asks = _int(state["asks"], "'asks'", 0)
         opt._design_served = _int(state["design_served"], "'design_served'", 0)
@@ -313,13 +324,20 @@ class Optimizer:
             raise SpecError("the constraints leave no feasible point that random sampling of "
                             "20,000 points could find; check their directions and units")
 
-    def _observation(self, point: dict[str, Any], result: Any, source: str) -> dict[str, Any]:
-        """The stored form of one observation: ``sd`` only when a reading reported one."""
+    def _observation(
+        self, point: dict[str, Any], result: Any, source: str, task: str | None = None
+    ) -> dict[str, Any]:
+        """The stored form of one observation: ``sd`` only when a reading reported one,
+        ``task`` only for a related task's prior."""
         values, sds = self._check_result(result)
         obs: dict[str, Any] = {"point": point, "result": values}
         if values is not None and sds:
             obs["sd"] = sds
         obs["source"] = source
+        if task is not None:
+            if not isinstance(task, str) or not task:
+                raise StateError(f"a warm-start task must be a non-empty name, got {task!r}")
+            obs["task"] = task
         return obs
 
     def _check_result(self, result: Any) -> tuple[dict[str, float] | None, dict[str, float]]:
@@ -387,10 +405,20 @@ class Optimizer:
             if obs["point"] in self._pending:
                 self._pending.remove(obs["point"])
 
-    def warm_start(self, points: Sequence[Mapping[str, Any]], results: Sequence[Any]) -> int:
+    def warm_start(
+        self, points: Sequence[Mapping[str, Any]], results: Sequence[Any],
+        task: str | None = None,
+    ) -> int:
         """Add results of earlier campaigns as prior data. Points outside the current space
         are skipped; returns how many were used. Priors inform the model and shorten the
-        initial design, but do not count towards the budget."""
+        initial design, but do not count towards the budget, the best result or the
+        stopping rules.
+
+        ``task`` None: the same reaction, the results count as if measured here. A name
+        (say "campaign 12: substrate A"): a related task. The model then learns how far the
+        earlier results carry over (a multi-task GP: a hidden task variable with one
+        correlation per kernel term, shared by all pairs of tasks), and this campaign's own
+        results take over as they come in."""
         used = 0
         for p, r in zip(points, results, strict=True):
             if not isinstance(p, Mapping) or not self.space.contains(p):
@@ -398,7 +426,7 @@ class Optimizer:
             point = self.space.validate_point(p)
             if self.constraints.violated(point):
                 continue
-            self._obs.append(self._observation(point, r, "prior"))
+            self._obs.append(self._observation(point, r, "prior", task))
             used += 1
         return used
 
@@ -451,7 +479,33 @@ class Optimizer:
 
     # results --------------------------------------------------------------------------------
     def _ok(self) -> list[dict[str, Any]]:
+        """Successful observations, related tasks' priors included (what the model sees)."""
         return [o for o in self._obs if o["result"] is not None]
+
+    def _own(self) -> list[dict[str, Any]]:
+        """Successful observations of this reaction (what "best" and stopping rank)."""
+        return [o for o in self._ok() if "task" not in o]
+
+    def _tasks(self) -> list[str]:
+        """Related tasks with results, in a fixed order (their indicator columns)."""
+        return sorted({o["task"] for o in self._obs if "task" in o})
+
+    def _encode(self, z: np.ndarray, tasks: Sequence[str | None] | None = None) -> np.ndarray:
+        """Encoded ``z`` (this reaction's points unless ``tasks`` says otherwise), with one
+        indicator column per task when related tasks' priors are present."""
+        x = self.space.encode(z)
+        labels = self._tasks()
+        if not labels:
+            return x
+        columns = [None, *labels]
+        t = np.zeros((len(x), len(columns)))
+        for i, task in enumerate(tasks if tasks is not None else [None] * len(x)):
+            t[i, columns.index(task)] = 1.0
+        return np.hstack([x, t])
+
+    def _encode_obs(self, obs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        z = self.space.from_points([o["point"] for o in obs])
+        return self._encode(z, [o.get("task") for o in obs])
 
     def _oriented(self, obs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return np.array(
@@ -489,20 +543,21 @@ class Optimizer:
         measured points, which discounts a lucky noisy reading. Multi-objective: the
         priority score, or the equal-weight Chebyshev score for ParEGO/weighted.
         """
-        ok = self._ok()
-        if not ok:
-            return None
-        scores = self._scores(ok)
-        if by == "model" and len(ok) >= 3:
-            x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
-            model = self._gp_model(self.seed, restarts=1).fit(
-                x, scores, self._score_noise(ok, scores, "none"))
-            scores, _ = model.predict(x)
-        elif by not in ("observed", "model"):
+        if by not in ("observed", "model"):
             raise ValueError("by must be 'observed' or 'model'")
+        own = self._own()
+        if not own:
+            return None
+        scores = self._scores(own)
+        ok = self._ok()
+        if by == "model" and len(ok) >= 3:
+            model = self._gp_model(self.seed, restarts=1).fit(
+                self._encode_obs(ok), self._scores(ok), self._score_noise(ok, self._scores(ok),
+                                                                          "none"))
+            scores, _ = model.predict(self._encode_obs(own))
         i = int(np.argmax(scores))
-        return {"point": copy.deepcopy(ok[i]["point"]), "result": dict(ok[i]["result"]),
-                "index": self._obs.index(ok[i])}
+        return {"point": copy.deepcopy(own[i]["point"]), "result": dict(own[i]["result"]),
+                "index": self._obs.index(own[i])}
 
     def pareto_front(self) -> list[dict[str, Any]]:
         """Non-dominated successful experiments, as ``{"point", "result"}`` dicts."""
@@ -559,7 +614,7 @@ class Optimizer:
         out, seen = [], []
         best = -math.inf
         for o in self._obs:
-            if o["result"] is not None:
+            if o["result"] is not None and "task" not in o:
                 seen.append(o)
             if o["source"] != "campaign":
                 continue
@@ -578,7 +633,7 @@ class Optimizer:
         if "budget" in s and n >= s["budget"]:
             return True, f"budget of {s['budget']} experiments reached"
         if "target" in s:
-            for o in self._ok():
+            for o in self._own():
                 hit = all(
                     o["result"][ob.name] * ob.sign >= s["target"][ob.name] * ob.sign
                     for ob in self.objectives if ob.name in s["target"]
@@ -608,8 +663,9 @@ class Optimizer:
         rng = np.random.default_rng([self.seed, 7, len(self._obs)])
         model, _ = self._fit_model(ok, self._scores(ok))
         z = self._candidates(rng, model, ok, self._scores(ok), [], ei_only=True)
-        x = self.space.encode(z)
-        mu_obs, _ = model.predict_std_units(model.x)
+        x = self._encode(z)
+        mu_obs, _ = model.predict_std_units(self._encode(self.space.from_points(
+            [o["point"] for o in ok])))
         ei = gaussian_ei(x, _Standardised(model), y_opt=-float(mu_obs.max()), xi=0.0)
         return float(np.max(ei)) * model.std
 
@@ -706,16 +762,27 @@ class Optimizer:
     def _gp_model(self, seed: int, restarts: int | None = None) -> GPModel:
         prior = self.surrogate["length_scale_prior"]
         desc = self.surrogate["descriptor_prior"]
+        # Related tasks' indicator columns (see _encode) follow the space's columns.
+        tasks = len(self._tasks()) + 1 if self._tasks() else 0
+        width = self.space.encoded_width
+        groups = (self.space.column_groups()
+                  if self.surrogate["categorical_kernel"] == "overlap" else None)
+        if tasks:
+            own = np.arange(width) if groups is None else groups
+            groups = np.concatenate([own, np.full(tasks, own.max() + 1 if width else 0)])
+        pad = np.zeros(tasks, dtype=bool)
         return GPModel(
             self.surrogate["restarts"] if restarts is None else restarts,
             self.surrogate["outlier_z"], seed, None if prior is None else tuple(prior),
-            self.space.continuous_columns(), None if desc is None else tuple(desc),
-            self.space.descriptor_columns(), self.surrogate["kernel"])
+            np.concatenate([self.space.continuous_columns(), pad]),
+            None if desc is None else tuple(desc),
+            np.concatenate([self.space.descriptor_columns(), pad]), self.surrogate["kernel"],
+            groups, task_columns=tasks)
 
     def _fit_model(
         self, ok: Sequence[Mapping[str, Any]], scores: np.ndarray
     ) -> tuple[GPModel, np.ndarray]:
-        x = self.space.encode(self.space.from_points([o["point"] for o in ok]))
+        x = self._encode_obs(ok)
         transform = self.surrogate["output_transform"]
         y = transform_output(scores, transform)
         seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
@@ -726,7 +793,7 @@ class Optimizer:
         self, model: GPModel, feas: FeasibilityModel | None, z: np.ndarray, y_best: float,
         explore: bool = False,
     ) -> np.ndarray:
-        x = self.space.encode(z)
+        x = self._encode(z)
         wrapped = _Standardised(model)
         fn = self.acquisition["function"]
         if explore and self.batch["explore_xi"] is not None:
@@ -830,7 +897,7 @@ class Optimizer:
             return self.space.to_points(z)
         all_points = [o["point"] for o in self._obs]
         z_all = self.space.from_points(all_points)
-        x_all = self.space.encode(z_all)
+        x_all = self._encode_obs(self._obs)
         status = np.array([o["result"] is not None for o in self._obs])
         feas = None
         z_fail = x_fail = None
@@ -839,6 +906,7 @@ class Optimizer:
             z_fail = z_all[~status]
             x_fail = x_all[~status]
         f = self._oriented(ok)
+        z_ok_points = self.space.from_points([o["point"] for o in ok])
         if self.strategy == "ehvi":
             exclude = [z_all, self.space.from_points(fantasies)] if fantasies else [z_all]
             return self._suggest_ehvi(m, rng, ok, f, fantasies, feas, x_fail, exclude)
@@ -864,7 +932,7 @@ class Optimizer:
                 x_list.append(x_fail)
                 y_list.append(np.minimum(base.predict(x_fail)[0], np.median(y)))
             if z_fant:
-                xf = self.space.encode(np.array(z_fant))
+                xf = self._encode(np.array(z_fant))
                 if self.batch["method"] == "believer":
                     yf, _ = base.predict(xf)
                 else:
@@ -873,8 +941,9 @@ class Optimizer:
                 x_list.append(xf)
                 y_list.append(yf)
             cur = base.condition(np.vstack(x_list), np.concatenate(y_list)) if x_list else base
-            # Incumbent: best posterior mean at measured points (noise-robust plug-in EI).
-            mu_obs, _ = base.predict_std_units(base.x)
+            # Incumbent: best posterior mean at measured points (noise-robust plug-in EI),
+            # for this reaction (a related task's point is judged as if run here).
+            mu_obs, _ = base.predict_std_units(self._encode(z_ok_points))
             y_best = float(mu_obs.max())
             exclude = [z_all] + ([np.array(z_fant)] if z_fant else [])
             # The first point of a batch exploits; the others, placed while it is pending,
@@ -903,7 +972,7 @@ class Optimizer:
         (the same draws for every candidate, so candidates are compared fairly). Batches and
         pending points use the Kriging believer: the believed outcome joins the front.
         """
-        x_ok = self.space.encode(self.space.from_points([o["point"] for o in ok]))
+        x_ok = self._encode_obs(ok)
         seed = int(np.random.default_rng([self.seed, self._asks, 3]).integers(2**31 - 1))
         # Each objective's model is fitted to its oriented values as they are, so each
         # reading's reported noise applies to it unchanged.
@@ -912,12 +981,12 @@ class Optimizer:
         ref = self.reference_point()
         front = f[pareto_mask(f)]
         eps = rng.standard_normal((32, 1, 2))
-        extra_x = [self.space.encode(self.space.from_points(fantasies))] if fantasies else []
+        extra_x = [self._encode(self.space.from_points(fantasies))] if fantasies else []
         picks: list[np.ndarray] = []
         for _ in range(m):
             believed_front = front
             cur = models
-            xs = list(extra_x) + ([self.space.encode(np.array(picks))] if picks else [])
+            xs = list(extra_x) + ([self._encode(np.array(picks))] if picks else [])
             if xs:
                 xf = np.vstack(xs)
                 means = np.column_stack([mo.predict(xf)[0] for mo in models])
@@ -931,7 +1000,7 @@ class Optimizer:
 
             def acquire(zc: np.ndarray, cur: list[GPModel] = cur,
                         bf: np.ndarray = bf) -> np.ndarray:
-                x = self.space.encode(zc)
+                x = self._encode(zc)
                 stats = [mo.predict(x) for mo in cur]
                 mu = np.column_stack([s[0] for s in stats])[None, :, :]
                 sd = np.column_stack([s[1] for s in stats])[None, :, :]

@@ -381,5 +381,20 @@ class Space:
             mask += [v.name in self._described] * self._cat_tables[v.name].shape[1]
         return np.array(mask, dtype=bool)
 
+    def column_groups(self) -> np.ndarray | None:
+        """Group index per encoded column: a categorical's one-hot block is one group, every
+        other column (numeric, descriptor) its own. None when no group has two columns."""
+        groups: list[int] = []
+        for v in self.variables:
+            if v.kind == "categorical" and v.name not in self._described:
+                groups += [len(set(groups))] * self._cat_tables[v.name].shape[1]
+            else:
+                width = self._cat_tables[v.name].shape[1] if v.kind == "categorical" else 1
+                for _ in range(width):
+                    groups.append(len(set(groups)))
+        if len(set(groups)) == len(groups):
+            return None
+        return np.array(groups, dtype=int)
+
     def contains(self, point: Mapping[str, Any]) -> bool:
         return all(v.name in point and v.contains(point[v.name]) for v in self.variables)

@@ -21,6 +21,8 @@ from skopt.learning.gaussian_process.kernels import (
     WhiteKernel,
 )
 
+from .kernels import GroupedMatern, GroupedRBF
+
 # Noise variance in standardised units: NMR yields carry 1-3 % noise, so the floor is tiny
 # but non-zero (keeps the Cholesky stable), the ceiling means "all noise".
 NOISE_BOUNDS = (1e-4, 1.0)
@@ -55,6 +57,12 @@ DEFAULT_LENGTH_SCALE_PRIOR = (2.0, 6.0)
 # the search wanders (direct-arylation replay: mean best after 20 experiments 85.0 -> 90.6;
 # docs/optimizer.md).
 DEFAULT_DESCRIPTOR_PRIOR = (2.0, 0.1)
+# Related tasks (warm start from earlier campaigns on another substrate): the task
+# indicators' shared length scale starts at 2 (correlation exp(-1/4) = 0.78 in the RBF
+# term) under a Gamma(4, 2) prior (mean 2), so before this reaction has results of its own
+# the earlier ones are believed to carry over mostly; its own results then say how much.
+TASK_START = 2.0
+TASK_PRIOR = (4.0, 2.0)
 
 
 def _log_shift(y: np.ndarray) -> float:
@@ -94,26 +102,53 @@ def transform_noise(y: np.ndarray, variance: np.ndarray, kind: str) -> np.ndarra
     return None
 
 
-def build_kernel(column_priors: np.ndarray, kind: str) -> tuple[Kernel, np.ndarray]:
+def build_kernel(
+    column_priors: np.ndarray,
+    kind: str,
+    groups: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+) -> tuple[Kernel, np.ndarray]:
     """Constant x stationary kernel (``kind``, a length scale per encoded column; for
     ``rbf+matern`` the sum of two such terms) + white noise, and the Gamma (shape, rate)
     prior of each entry of its ``theta`` (constants, length scales, noise; shape 0: no
-    prior), given one prior row per encoded column."""
-    d = len(column_priors)
-    start = np.full(d, 0.5)
+    prior), given one prior row per encoded column. With ``groups`` (a group index per
+    encoded column) the columns of one group share a length scale (``kernels.py``: the
+    overlap kernel for a categorical's one-hot block), and take its first column's prior.
+    ``start``: the first length scale of each group (default 0.5)."""
+    if groups is None:
+        d = len(column_priors)
+        start = np.full(d, 0.5) if start is None else start
+        priors = column_priors
+
+        def shape_of(nu: float) -> Kernel:
+            if math.isinf(nu):
+                return RBF(start, LENGTH_SCALE_BOUNDS)
+            return Matern(start, LENGTH_SCALE_BOUNDS, nu=nu)
+    else:
+        groups = np.asarray(groups, dtype=int)
+        n = int(groups.max()) + 1
+        first = [int(np.flatnonzero(groups == g)[0]) for g in range(n)]
+        priors = column_priors[first]
+        start = np.full(n, 0.5) if start is None else start
+        cols = tuple(int(g) for g in groups)
+
+        def shape_of(nu: float) -> Kernel:
+            if math.isinf(nu):
+                return GroupedRBF(cols, start, LENGTH_SCALE_BOUNDS)
+            if nu != 2.5:
+                raise ValueError("grouped length scales support rbf and matern52 only")
+            return GroupedMatern(cols, start, LENGTH_SCALE_BOUNDS)
+
     none = np.zeros((1, 2))
     if kind == "rbf+matern":
-        smooth = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(start, LENGTH_SCALE_BOUNDS)
-        rough = ConstantKernel(0.1, (1e-3, 1e2)) * Matern(start, LENGTH_SCALE_BOUNDS, nu=2.5)
+        smooth = ConstantKernel(1.0, (1e-2, 1e2)) * shape_of(KERNELS["rbf"])
+        rough = ConstantKernel(0.1, (1e-3, 1e2)) * shape_of(KERNELS["matern52"])
         return (smooth + rough + WhiteKernel(1e-2, NOISE_BOUNDS),
-                np.vstack([none, column_priors, none, column_priors, none]))
-    if kind == "rbf":
-        shape: Kernel = RBF(length_scale=start, length_scale_bounds=LENGTH_SCALE_BOUNDS)
-    else:
-        shape = Matern(length_scale=start, length_scale_bounds=LENGTH_SCALE_BOUNDS,
-                       nu=KERNELS[kind])
-    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * shape + WhiteKernel(1e-2, NOISE_BOUNDS)
-    return kernel, np.vstack([none, column_priors, none])
+                np.vstack([none, priors, none, priors, none]))
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * shape_of(KERNELS[kind]) + WhiteKernel(
+        1e-2, NOISE_BOUNDS
+    )
+    return kernel, np.vstack([none, priors, none])
 
 
 class _MapGaussianProcess(GaussianProcessRegressor):
@@ -163,6 +198,8 @@ class GPModel:
         descriptor_prior: tuple[float, float] | None = None,
         descriptor_mask: np.ndarray | None = None,
         kernel: str = DEFAULT_KERNEL,
+        groups: np.ndarray | None = None,
+        task_columns: int = 0,
     ) -> None:
         if kernel not in KERNEL_CHOICES:
             raise ValueError(f"unknown kernel {kernel!r}")
@@ -178,6 +215,12 @@ class GPModel:
         self.prior_mask = prior_mask
         self.descriptor_prior = descriptor_prior
         self.descriptor_mask = descriptor_mask
+        # Encoded columns sharing a length scale (None: one per column); see build_kernel.
+        self.groups = groups
+        # The last ``task_columns`` columns say which task (this reaction, or a related
+        # earlier one) a point belongs to; they form the last group. Their length scale
+        # decides how far related tasks' results carry over: exp(-1/l^2) in the RBF term.
+        self.task_columns = task_columns
         self.outliers: np.ndarray = np.zeros(0, dtype=bool)
 
     def fit(
@@ -205,7 +248,8 @@ class GPModel:
         # Restarts guard against poor local optima of the likelihood, which matter with few
         # points; with many the likelihood is well determined and each restart costs O(n^3).
         restarts = self.restarts if len(ys) < RESTART_LIMIT else min(self.restarts, 1)
-        kernel, self.theta_prior = build_kernel(self._column_priors(), self.kernel)
+        kernel, self.theta_prior = build_kernel(
+            self._column_priors(), self.kernel, self.groups, self._start())
         self.gp = self._fit(kernel, ys, restarts)
         self.outliers = np.zeros(len(ys), dtype=bool)
         if len(ys) >= 8 and self.outlier_z > 0:
@@ -222,7 +266,19 @@ class GPModel:
             out[mask] = self.length_scale_prior
         if self.descriptor_prior is not None and self.descriptor_mask is not None:
             out[np.asarray(self.descriptor_mask, bool)] = self.descriptor_prior
+        if self.task_columns:
+            out[d - self.task_columns :] = TASK_PRIOR
         return out
+
+    def _start(self) -> np.ndarray | None:
+        """First length scale per group: 0.5, and TASK_START for the task group."""
+        if not self.task_columns:
+            return None
+        n = (self.x.shape[1] - self.task_columns + 1 if self.groups is None
+             else int(np.max(self.groups)) + 1)
+        start = np.full(n, 0.5)
+        start[-1] = TASK_START
+        return start
 
     def _flag_outliers(self, ys: np.ndarray) -> None:
         """Flag a few readings that the rest of the data cannot explain.
@@ -242,7 +298,8 @@ class GPModel:
             keep[i] = False
             keep &= ~self.outliers
             held = GPModel(0, 0.0, self.seed, self.length_scale_prior, self.prior_mask,
-                           self.descriptor_prior, self.descriptor_mask, self.kernel)
+                           self.descriptor_prior, self.descriptor_mask, self.kernel,
+                           self.groups, self.task_columns)
             held.theta_prior = self.theta_prior
             held.x, held.alpha = self.x[keep], self.reported[keep] + JITTER
             gp = held._fit(self.gp.kernel_, ys[keep], 0)
@@ -290,7 +347,8 @@ class GPModel:
         shape = self.gp.kernel_.k1
         if self.kernel == "rbf+matern":
             shape = shape.k1
-        return np.atleast_1d(shape.k2.length_scale)
+        scales = np.atleast_1d(shape.k2.length_scale)
+        return scales if self.groups is None else scales[np.asarray(self.groups, dtype=int)]
 
     def condition(self, x_new: np.ndarray, y_new: np.ndarray) -> GPModel:
         """Same hyperparameters, extra (fantasy) data: the Kriging-believer update."""
