@@ -1,6 +1,7 @@
 """``robochem reactions``: the virtual lab's chemistry as an oracle.
 
-``list [--json]`` shows the presets with their variables and documented optima;
+``list [--json] [--variants]`` shows the presets (and their substrate variants) with their
+variables and documented optima;
 ``predict NAME --conditions JSON`` prints one JSON object with the noise-free outcome;
 ``optimum NAME`` reruns the dense search that produced the documented optima.
 """
@@ -37,18 +38,22 @@ def _jsonable(value: Any) -> Any:
 @reactions_app.command("list")
 def list_presets(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    variants: bool = typer.Option(
+        False, "--variants", help="Also list the substrate variants (<preset>-b)."
+    ),
 ) -> None:
     """List the presets with their variables and documented optima."""
-    from robochem.simulator.reactions import PRESETS
+    from robochem.simulator.reactions import PRESETS, VARIANTS
 
+    presets = [*PRESETS.values(), *(VARIANTS.values() if variants else ())]
     if as_json:
-        typer.echo(json.dumps([p.describe() for p in PRESETS.values()], indent=2))
+        typer.echo(json.dumps([p.describe() for p in presets], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    for preset in PRESETS.values():
+    for preset in presets:
         table = Table(title=f"{preset.name}: {preset.title}", title_justify="left")
         table.add_column("variable")
         table.add_column("unit")

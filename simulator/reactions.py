@@ -12,6 +12,9 @@ dense search that produced the stored optima::
 
     .venv/bin/python -m robochem.simulator.reactions --optimum hat-alkylation
 
+Each preset has a substrate variant ``<name>-b`` in :data:`VARIANTS` (same variables, stocks
+and reactor, shifted kinetics and optimum) that :func:`get_preset` resolves too.
+
 Throughput (mmol/h) = [A]₀ (M) × Q (mL/min) × 60 × yield/100 with Q = V_reactor / τ,
 the same quantity as RoboChem's ``[A]₀·V·(yield/100)/τ·3600`` with τ in seconds.
 """
@@ -41,6 +44,7 @@ from robochem.simulator.photochem import (
 
 __all__ = [
     "PRESETS",
+    "VARIANTS",
     "ConditionsError",
     "NMRSignal",
     "Optimum",
@@ -252,10 +256,12 @@ def _region(signal: NMRSignal, nucleus: str, pad_ppm: float = 0.1) -> tuple[floa
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConditionsError(f"unknown reaction {name!r}; known: {sorted(PRESETS)}") from None
+    """A preset or a substrate variant (``VARIANTS``) by name."""
+    preset = PRESETS.get(name) or VARIANTS.get(name)
+    if preset is None:
+        known = sorted(PRESETS) + sorted(VARIANTS)
+        raise ConditionsError(f"unknown reaction {name!r}; known: {known}")
+    return preset
 
 
 def validate_conditions(preset: Preset, conditions: Mapping[str, Any]) -> dict[str, float | str]:
@@ -338,7 +344,7 @@ def reactor_conditions(preset: Preset, conditions: Mapping[str, float | str]) ->
 
 @lru_cache(maxsize=64)
 def _model(preset_name: str, catalyst: str) -> ReactionModel:
-    return ReactionModel(PRESETS[preset_name].mechanism(catalyst))
+    return ReactionModel(get_preset(preset_name).mechanism(catalyst))
 
 
 def model_for(preset: Preset, catalyst: str | None = None) -> ReactionModel:
@@ -1019,6 +1025,372 @@ PHOTOREDOX = Preset(
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (HAT, CF3, PHOTOREDOX)}
+
+
+# -- substrate variants ---------------------------------------------------------------------
+# ``<preset>-b`` keeps its preset's variables, bounds, stocks (names, concentrations, the
+# stock that carries the standard), reactor, LED and analysis regions and changes one
+# substrate: a few rate constants and species, so the optimum moves while the landscape
+# keeps its shape. They exist to measure warm starts from one substrate to a related one.
+# They are not in PRESETS: the example protocols, the benchmarks and the per-preset tests
+# iterate over PRESETS and expect one example protocol per entry.
+
+_ROLES = (
+    "substrate",
+    "reagent",
+    "product",
+    "isomer",
+    "dimer",
+    "waste",
+    "overreacted",
+    "degraded",
+    "transferred",
+)
+
+
+def _renamed(mechanism: Mechanism, keys: Mapping[str, str]) -> Mechanism:
+    """``mechanism`` with species renamed old -> new by ``keys`` (the others kept)."""
+    roles = {role: keys.get(getattr(mechanism, role), getattr(mechanism, role)) for role in _ROLES}
+    filters = tuple(
+        replace(f, species=keys.get(f.species, f.species)) for f in mechanism.inner_filters
+    )
+    return replace(mechanism, inner_filters=filters, **roles)
+
+
+def _variant(
+    base: Preset,
+    *,
+    name: str,
+    title: str,
+    summary: str,
+    mechanism: Callable[[str], Mechanism],
+    keys: Mapping[str, str],
+    species: Sequence[Species],
+    optima: Mapping[str, Optimum],
+    stocks: Mapping[str, Mapping[str, str]] | None = None,
+    catalysts: Mapping[str, Photocatalyst] | None = None,
+) -> Preset:
+    """``base`` with species renamed by ``keys`` (old -> new key, everywhere), the
+    ``species`` given replacing those with the same (new) key, ``stocks`` fields replaced
+    by stock name (descriptions, solvent; never the layout) and a new ``mechanism``."""
+
+    def key(old: str) -> str:
+        return keys.get(old, old)
+
+    changed = {sp.key: sp for sp in species}
+    stock_changes = stocks or {}
+    return replace(
+        base,
+        name=name,
+        title=title,
+        summary=summary,
+        substrate=key(base.substrate),
+        reagent=key(base.reagent),
+        product=key(base.product),
+        stocks=tuple(
+            replace(
+                st,
+                species={key(k): v for k, v in st.species.items()},
+                **stock_changes.get(st.name, {}),
+            )
+            for st in base.stocks
+        ),
+        species=tuple(
+            changed.get(key(sp.key), replace(sp, key=key(sp.key))) for sp in base.species
+        ),
+        catalysts=dict(catalysts) if catalysts is not None else base.catalysts,
+        mechanism=mechanism,
+        optima=optima,
+    )
+
+
+# ---- 1b. HAT alkylation with ethanol as the C-H substrate ----------------------------------
+
+HAT_B_KEYS = {"THF": "EtOH", "THF_waste": "EtOH_waste"}
+
+#: ethanol offers two α-C-H (THF four): its H atoms quench wO ~0.6x as fast (estimate)
+TBADT_ETOH = replace(TBADT, stern_volmer_m=Arrhenius(1.8, 20.0))
+
+
+def _hat_b_mechanism(catalyst: str) -> Mechanism:
+    return _renamed(
+        replace(
+            _hat_mechanism(catalyst),
+            catalysts=(TBADT_ETOH,),
+            # the γ-hydroxy malononitrile cyclises in the dark (to a 2-amino-4,5-
+            # dihydrofuran-3-carbonitrile): as fast as the THF adduct's loss at 25 °C, but
+            # Ea 25 instead of 20 kJ/mol, so heat costs more (estimate)
+            k_product_dark=Arrhenius(1.2e-4, 25.0),
+        ),
+        HAT_B_KEYS,
+    )
+
+
+HAT_B = _variant(
+    HAT,
+    name="hat-alkylation-b",
+    title="Decatungstate HAT C(sp3)-H alkylation of benzylidene malononitrile with ethanol",
+    summary=(
+        "hat-alkylation with ethanol (12.3 M in MeCN, same stock layout) as the C-H "
+        "substrate: TBADT abstracts the α-hydroxy H, the 1-hydroxyethyl radical adds to "
+        "benzylidene malononitrile. Slower HAT and a product that cyclises when hot move "
+        "the yield optimum to longer τ and lower temperature."
+    ),
+    mechanism=_hat_b_mechanism,
+    keys=HAT_B_KEYS,
+    catalysts={"TBADT": TBADT_ETOH},
+    stocks={"donor": {"solvent": "MeCN", "description": "H-atom donor (ethanol, 12.3 M in MeCN)"}},
+    species=(
+        Species(
+            "EtOH",
+            "ethanol",
+            (
+                NMRSignal(3.56, 2, (1, 3, 3, 1), 7.0, "OCH2"),
+                NMRSignal(1.15, 3, (1, 2, 1), 7.0, "CH3"),
+            ),
+        ),
+        Species(
+            "P_alpha",
+            "2-(2-hydroxy-1-phenylpropyl)malononitrile",
+            (
+                NMRSignal(4.46, 1, (1, 1), 5.6, "CH(CN)2"),
+                NMRSignal(4.18, 1, (1, 1), 6.2, "CHOH"),
+                NMRSignal(3.22, 1, (1, 1), 8.0, "PhCH"),
+                NMRSignal(7.36, 5, (1, 2, 1), 7.5, "ArH"),
+                NMRSignal(1.22, 3, (1, 1), 6.2, "CH3"),
+            ),
+        ),
+        Species(
+            "P_beta",
+            "2-(3-hydroxy-1-phenylpropyl)malononitrile",
+            (
+                NMRSignal(4.02, 1, (1, 1), 6.8, "CH(CN)2"),
+                NMRSignal(7.33, 5, (1, 2, 1), 7.5, "ArH"),
+            ),
+        ),
+        Species(
+            "EtOH_waste",
+            "2,3-butanediol and acetaldehyde",
+            (NMRSignal(3.48, 2, (1, 2, 1), 6.0, "CHOH"),),
+        ),
+        Species(
+            "degraded",
+            "2-amino-5-methyl-4-phenyl-4,5-dihydrofuran-3-carbonitrile",
+            (
+                NMRSignal(7.28, 5, (1, 2, 1), 7.5, "ArH"),
+                NMRSignal(1.38, 3, (1, 1), 6.4, "CH3"),
+            ),
+        ),
+    ),
+    # python -m robochem.simulator.reactions --optimum hat-alkylation-b
+    optima={
+        "yield": Optimum(
+            "yield",
+            {
+                "residence_time": 16.4829,
+                "light": 58.1623,
+                "catalyst_loading": 2.0021,
+                "concentration": 0.085,
+                "temperature": 19.7914,
+            },
+            yield_percent=74.42,
+            throughput_mmol_h=0.898,
+        ),
+        "throughput": Optimum(
+            "throughput",
+            {
+                "residence_time": 1.0,
+                "light": 100.0,
+                "catalyst_loading": 5.0,
+                "concentration": 0.3,
+                "temperature": 60.0,
+            },
+            yield_percent=11.68,
+            throughput_mmol_h=8.1977,
+        ),
+    },
+)
+
+
+# ---- 2b. CF3 radical trifluoromethylation of N-Boc-pyrrole -------------------------------
+
+CF3_B_KEYS = {"NMP": "BocPyr"}
+
+
+def _cf3_b_mechanism(catalyst: str) -> Mechanism:
+    return _renamed(
+        replace(
+            _cf3_mechanism(catalyst),
+            # the Boc group withdraws electron density: the electrophilic CF3• adds ~4x
+            # slower, to the CF3 product too (estimates)
+            k_add_substrate=Arrhenius(2e7, 12.0),
+            k_add_product=Arrhenius(1.6e6, 14.0),
+            # C2 shielded by the Boc group: more C3 attack, and more so when hot (estimate)
+            isomer_ratio=Arrhenius(0.12, 10.0),
+            # a less electron-rich product oligomerises half as fast (estimate)
+            k_product_dark=Arrhenius(1e-4, 20.0),
+        ),
+        CF3_B_KEYS,
+    )
+
+
+CF3_B = _variant(
+    CF3,
+    name="cf3-trifluoromethylation-b",
+    title="Photoredox C-H trifluoromethylation of N-Boc-pyrrole with CF3SO2Cl",
+    summary=(
+        "cf3-trifluoromethylation on tert-butyl pyrrole-1-carboxylate instead of "
+        "N-methylpyrrole (same stocks): the less electron-rich arene takes CF3• ~4x "
+        "slower and less selectively at C2, so the yield optimum wants a longer τ, less "
+        "light, more CF3SO2Cl and a cooler reactor."
+    ),
+    mechanism=_cf3_b_mechanism,
+    keys=CF3_B_KEYS,
+    stocks={"substrate": {"description": "N-Boc-pyrrole + standard"}},
+    species=(
+        Species("BocPyr", "tert-butyl pyrrole-1-carboxylate (N-Boc-pyrrole)"),
+        Species(
+            "P_2CF3",
+            "tert-butyl 2-(trifluoromethyl)pyrrole-1-carboxylate",
+            (NMRSignal(-59.66, 3, assignment="CF3"),),
+        ),
+        Species(
+            "P_3CF3",
+            "tert-butyl 3-(trifluoromethyl)pyrrole-1-carboxylate",
+            (NMRSignal(-56.90, 3, assignment="CF3"),),
+        ),
+        Species(
+            "P_bisCF3",
+            "tert-butyl 2,5-bis(trifluoromethyl)pyrrole-1-carboxylate",
+            (NMRSignal(-60.70, 6, assignment="2 CF3"),),
+        ),
+        Species(
+            "P_Cl",
+            "chloro(trifluoromethyl)-N-Boc-pyrroles",
+            (NMRSignal(-57.60, 3, assignment="CF3"),),
+        ),
+        Species(
+            "degraded",
+            "2-(trifluoromethyl)pyrrole (Boc lost) and oligomers",
+            (NMRSignal(-62.00, 3, assignment="CF3"),),
+        ),
+    ),
+    # python -m robochem.simulator.reactions --optimum cf3-trifluoromethylation-b
+    optima={
+        "yield": Optimum(
+            "yield",
+            {
+                "residence_time": 9.6602,
+                "light": 41.0667,
+                "equivalents": 1.6877,
+                "catalyst_loading": 0.4164,
+                "temperature": 16.6679,
+            },
+            yield_percent=63.9,
+            throughput_mmol_h=1.5479,
+        ),
+        "throughput": Optimum(
+            "throughput",
+            {
+                "residence_time": 1.0,
+                "light": 100.0,
+                "equivalents": 2.3241,
+                "catalyst_loading": 0.9349,
+                "temperature": 28.3635,
+            },
+            yield_percent=34.65,
+            throughput_mmol_h=8.1074,
+        ),
+    },
+)
+
+
+# ---- 3b. decarboxylative Giese addition to a cyanoacrylate --------------------------------
+
+PR_B_KEYS = {"FBMN": "FCA"}
+
+#: g* ∝ k_p²: the α-cyano ester adduct radical is harder to reduce than the malononitrile
+#: one, so the weaker reductants turn it over more slowly: E(PC/PC•⁻) of 4CzIPN -1.21 V,
+#: EosinY -1.06 V against -1.37 V (Ir) and -1.33 V (Ru) (Prier 2013; factors estimates)
+_PR_B_TURNOVER = {"4CzIPN": 0.4, "EosinY": 0.2}
+
+
+def _pr_b_mechanism(catalyst: str) -> Mechanism:
+    base = _pr_mechanism(catalyst)
+    g_star = base.termination_scale_m_s
+    return _renamed(
+        replace(
+            base,
+            # one ester instead of a second nitrile: a less electrophilic acceptor, the
+            # α-amino radical adds half as fast (estimate)
+            k_add_substrate=Arrhenius(1e7, 12.0),
+            termination_scale_m_s=replace(
+                g_star, value=g_star.value * _PR_B_TURNOVER.get(catalyst, 1.0)
+            ),
+        ),
+        PR_B_KEYS,
+    )
+
+
+PHOTOREDOX_B = _variant(
+    PHOTOREDOX,
+    name="photoredox-catalyst-choice-b",
+    title="Photoredox decarboxylative Giese addition of Boc-proline to a cyanoacrylate",
+    summary=(
+        "photoredox-catalyst-choice with ethyl (E)-2-cyano-3-(4-fluorophenyl)acrylate as "
+        "the Michael acceptor (same stocks, same fluorine tag): slower radical addition, "
+        "and an adduct radical that only the strongest reductants turn over fast, so "
+        "Ir-dFCF3ppy overtakes 4CzIPN."
+    ),
+    mechanism=_pr_b_mechanism,
+    keys=PR_B_KEYS,
+    stocks={"substrate": {"description": "acceptor (cyanoacrylate) + standard"}},
+    species=(
+        Species(
+            "FCA",
+            "ethyl (E)-2-cyano-3-(4-fluorophenyl)acrylate",
+            (NMRSignal(-105.10, 1, (1, 2, 1), 8.4, "ArF, ³J(HF) to ortho H"),),
+        ),
+        Species(
+            "P_giese",
+            "ethyl 3-(1-Boc-pyrrolidin-2-yl)-2-cyano-3-(4-fluorophenyl)propanoate",
+            (NMRSignal(-114.64, 1, (1, 2, 1), 8.6, "ArF"),),
+        ),
+        Species("dimer", "adduct-radical dimers", (NMRSignal(-116.00, 2, (1, 2, 1), 8.6, "ArF"),)),
+        Species("degraded", "degraded product", (NMRSignal(-113.10, 1, (1, 2, 1), 8.6, "ArF"),)),
+    ),
+    # python -m robochem.simulator.reactions --optimum photoredox-catalyst-choice-b
+    optima={
+        "yield": Optimum(
+            "yield",
+            {
+                "photocatalyst": "Ir-dFCF3ppy",
+                "residence_time": 15.7028,
+                "light": 86.4022,
+                "catalyst_loading": 0.8287,
+                "temperature": 23.9819,
+            },
+            yield_percent=85.11,
+            throughput_mmol_h=1.2683,
+        ),
+        "throughput": Optimum(
+            "throughput",
+            {
+                "photocatalyst": "4CzIPN",
+                "residence_time": 1.0,
+                "light": 100.0,
+                "catalyst_loading": 1.6149,
+                "temperature": 55.3077,
+            },
+            yield_percent=32.42,
+            throughput_mmol_h=7.5865,
+        ),
+    },
+)
+
+
+#: substrate variants by name; ``get_preset`` resolves them like the presets
+VARIANTS: dict[str, Preset] = {p.name: p for p in (HAT_B, CF3_B, PHOTOREDOX_B)}
 
 
 # -- command line: python -m robochem.simulator.reactions --optimum NAME --------------------
