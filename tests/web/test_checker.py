@@ -50,7 +50,8 @@ def test_a_check_cannot_grow_past_its_memory_cap() -> None:
     """BIG needs ~200 MB of nodes: within 1 GB it is checked, within 50 MB it cannot be.
     Near the cap Python either raises MemoryError or crawls (every allocation first fails),
     so the check ends by whichever bound comes first."""
-    ((message, *_),) = Checker(timeout_s=120).call("validate", BIG, "<p>", None)
+    # 7 s on an idle 2-core machine; the bound only says it finishes.
+    ((message, *_),) = Checker(timeout_s=600).call("validate", BIG, "<p>", None)
     assert "missing the file format version" in message
     start = time.monotonic()
     with pytest.raises((CheckMemoryError, CheckTimeoutError)):
@@ -115,7 +116,7 @@ def test_a_check_whose_dashboard_died_still_ends(tmp_path: Path) -> None:
     check = int(first_line(dashboard, timeout=30))
     dashboard.send_signal(signal.SIGKILL)
     dashboard.wait()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # CPU seconds accrue slowly on a loaded machine
     while _running(check) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _running(check)

@@ -31,13 +31,15 @@ def test_demo_serves_the_simulated_lab_and_runs_an_example_campaign(tmp_path: Pa
         "ROBOCHEM_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
         "ROBOCHEM_DATA_DIR": str(tmp_path / "data"),
     }
-    proc = subprocess.Popen(
-        [ROBOCHEM, "demo", "--port", str(port), "--speed", "300"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    log = tmp_path / "demo.stderr"  # read on failure: why it did not exit 0
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [ROBOCHEM, "demo", "--port", str(port), "--speed", "300"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
     helpers: list[int] = []
     try:
         lines = Lines(proc.stdout)
@@ -80,7 +82,7 @@ def test_demo_serves_the_simulated_lab_and_runs_an_example_campaign(tmp_path: Pa
             code = proc.wait(timeout=60)
         finally:
             proc.kill()
-    assert code == 0
+    assert code == 0, log.read_text()[-3000:]
     # Ctrl-C stopped everything: no simulator or dashboard is left behind
     assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], helpers
 
