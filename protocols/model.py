@@ -236,6 +236,15 @@ class Stopping(_Strict):
     )
 
 
+class WarmStart(_Strict):
+    """Earlier campaigns whose results inform this one, as related tasks."""
+
+    campaigns: list[int | str] = Field(
+        min_length=1,
+        description="campaign ids, or protocol names (every earlier campaign of that name)",
+    )
+
+
 class OptimizerSettings(_Strict):
     budget: int = Field(ge=1, description="experiments in the campaign, initial ones included")
     initial_experiments: int = Field(default=5, ge=0)
@@ -245,6 +254,10 @@ class OptimizerSettings(_Strict):
     strategy: Literal["auto", "single", "parego", "ehvi", "priority", "weighted"] = "auto"
     acquisition: Literal["ei", "pi", "lcb"] = "ei"
     stopping: Stopping = Field(default_factory=Stopping)
+    warm_start: WarmStart | None = Field(
+        default=None,
+        description="earlier campaigns (e.g. of another substrate) the model learns from",
+    )
 
 
 class SteadyStateMode(_Strict):

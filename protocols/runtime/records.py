@@ -31,6 +31,7 @@ from ..model import Protocol
 from ..platform import Platform
 from ..steps import ExperimentPlan, InfeasibleConditions, plan_experiment, timing_model
 from .states import Outcome, Policy
+from .warm_start import related_observations
 
 __all__ = ["CampaignRecords", "latest_accepted", "stored_outcome", "utcnow"]
 
@@ -264,24 +265,7 @@ class CampaignRecords:
     # -- the optimiser ------------------------------------------------------------------------
     def history(self, session: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(told observations in index order, conditions still to run)."""
-        rows = session.scalars(
-            select(Experiment)
-            .where(Experiment.campaign_id == self.campaign_id)
-            .order_by(Experiment.index)
-        ).all()
-        superseded = {e.repeat_of_id for e in rows if e.repeat_of_id is not None}
-        told: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = []
-        for exp in rows:
-            if exp.status == ExperimentStatus.DONE:
-                m = latest_accepted(exp)
-                result = objective_values(self.protocol.objectives, _result_of(m)) if m else None
-                told.append({"point": dict(exp.conditions), "result": result})
-            elif exp.status == ExperimentStatus.FAILED and exp.id not in superseded:
-                told.append({"point": dict(exp.conditions), "result": None})
-            elif exp.status in (ExperimentStatus.QUEUED, ExperimentStatus.RUNNING):
-                pending.append(dict(exp.conditions))
-        return told, pending
+        return campaign_history(session, self.campaign_id, self.protocol.objectives)
 
     def rebuild_optimizer(self) -> Optimizer:
         """From the stored experiments (the source of truth), keeping only the ask counters
@@ -301,11 +285,14 @@ class CampaignRecords:
                 )
                 or 0
             )
+            related = related_observations(
+                session, self.protocol, self.campaign_id, fresh, campaign_history
+            )
         batch = self.protocol.optimizer.batch_size
         state = {
             "format": fresh.state()["format"],
             "spec": fresh.spec(),
-            "observations": [{**t, "source": "campaign"} for t in told],
+            "observations": related + [{**t, "source": "campaign"} for t in told],
             "pending": pending,
             "asks": int(stored.get("asks", math.ceil(n_asked / batch))),
             "design_served": int(stored.get("design_served", min(fresh.n_initial, n_asked))),
@@ -383,6 +370,29 @@ class CampaignRecords:
         campaign = session.get(Campaign, self.campaign_id)
         assert campaign is not None
         return campaign
+
+
+def campaign_history(
+    session: Any, campaign_id: int, objectives: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A campaign's told observations in index order (objective values as ``objectives``
+    measure them; None for a failure) and the conditions it still has to run."""
+    rows = session.scalars(
+        select(Experiment).where(Experiment.campaign_id == campaign_id).order_by(Experiment.index)
+    ).all()
+    superseded = {e.repeat_of_id for e in rows if e.repeat_of_id is not None}
+    told: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+    for exp in rows:
+        if exp.status == ExperimentStatus.DONE:
+            m = latest_accepted(exp)
+            result = objective_values(objectives, _result_of(m)) if m else None
+            told.append({"point": dict(exp.conditions), "result": result})
+        elif exp.status == ExperimentStatus.FAILED and exp.id not in superseded:
+            told.append({"point": dict(exp.conditions), "result": None})
+        elif exp.status in (ExperimentStatus.QUEUED, ExperimentStatus.RUNNING):
+            pending.append(dict(exp.conditions))
+    return told, pending
 
 
 def _qc_repeats(session: Any, exp: Experiment) -> int:
