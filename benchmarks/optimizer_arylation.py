@@ -2,7 +2,9 @@
 
     .venv/bin/python -m benchmarks.optimizer_arylation [--seeds 50] [--batch 5] [--budget 30]
         [--workers 1] [--encoding descriptors|raw|onehot] [--components 5] [--transform none]
-        [--batch-method believer] [--initial N] [--ordinal descriptor|integer]
+        [--batch-method believer] [--initial N] [--ordinal descriptor|integer|numeric]
+        [--compare skopt random]
+    .venv/bin/python -m benchmarks.optimizer_arylation --latency
 
 Every condition of the 12 ligand x 4 base x 4 solvent x 3 temperature x 3 concentration grid
 was measured, so the optimiser's suggestions are answered by table look-up. Ligands, bases
@@ -268,6 +270,36 @@ def table_text(result: dict[str, Any], label: str = "robochem",
     return "\n".join(lines)
 
 
+def tell_ask_seconds(observations: int = 100, repeats: int = 5) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``tell`` (one result) + ``ask(1)`` with
+    ``observations`` results in the arylation space as a protocol gives it: three
+    categoricals with structures (12 ligands, 4 bases, 4 solvents) and temperature and
+    concentration as numbers. Figure to reach (issue 23): <= 1 s on 2 cores."""
+    table, levels = load()
+    spec = spec_for(levels, seed=0, batch=1, ordinal="numeric")
+    opt = Optimizer.from_spec(spec)
+    keys = list(table)
+    rng = np.random.default_rng(0)
+    names = list(COLUMNS)
+
+    def point(key: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(names, key, strict=True))
+
+    chosen = rng.permutation(len(keys))
+    told = [keys[i] for i in chosen[:observations]]
+    opt.tell([point(k) for k in told], [table[k] for k in told])
+    wall, cpu = [], []
+    for extra in chosen[observations : observations + repeats]:
+        key = keys[extra]
+        t0, c0 = time.perf_counter(), time.process_time()
+        opt.tell([point(key)], [table[key]])
+        opt.ask(1)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        opt.drop_pending()
+    return float(np.median(wall)), float(np.median(cpu))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -292,10 +324,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--liar", default="min", choices=["min", "mean", "max"])
     parser.add_argument("--initial", type=int, default=None,
                         help="initial design size (default: one batch)")
+    parser.add_argument("--latency", action="store_true",
+                        help="only time tell + ask at 100 observations (structured space)")
     parser.add_argument("--compare", nargs="*", default=[], choices=STRATEGIES[1:],
                         help="also run these strategies on the same seeds and space "
                              "(plain scikit-optimize with its defaults; random search)")
     args = parser.parse_args(argv)
+    if args.latency:
+        threadpool_limits(1)
+        wall, cpu = tell_ask_seconds()
+        print(f"tell + ask(1) at 100 observations, 3 structured categoricals (12/4/4) and 2 "
+              f"numbers: median {wall:.2f} s wall, {cpu:.2f} s CPU (figure to reach: <= 1 s)")
+        return
     acq: dict[str, Any] = {"function": args.acquisition}
     if args.xi is not None:
         acq["xi"] = args.xi
