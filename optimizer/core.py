@@ -561,7 +561,7 @@ class Optimizer:
 
     def pareto_front(self) -> list[dict[str, Any]]:
         """Non-dominated successful experiments, as ``{"point", "result"}`` dicts."""
-        ok = self._ok()
+        ok = self._own()
         if not ok:
             return []
         mask = pareto_mask(self._oriented(ok))
@@ -571,7 +571,7 @@ class Optimizer:
     def reference_point(self) -> np.ndarray:
         """Hypervolume reference (oriented): each objective's ``reference``, else the worst
         value observed."""
-        ok = self._ok()
+        ok = self._own()
         f = self._oriented(ok) if ok else np.zeros((0, len(self.objectives)))
         ref = []
         for j, ob in enumerate(self.objectives):
@@ -583,7 +583,7 @@ class Optimizer:
 
     def hypervolume(self, reference: Mapping[str, float] | None = None) -> float:
         """Hypervolume of the current front, in objective units."""
-        ok = self._ok()
+        ok = self._own()
         if not ok:
             return 0.0
         ref = self.reference_point()
@@ -598,7 +598,7 @@ class Optimizer:
             ref = np.array([reference[o.name] * o.sign for o in self.objectives])
         trace, seen = [], []
         for o in self._obs:
-            if o["result"] is not None:
+            if o["result"] is not None and "task" not in o:
                 seen.append(o)
             if o["source"] == "campaign":
                 trace.append(hypervolume(self._oriented(seen), ref) if seen else 0.0)
